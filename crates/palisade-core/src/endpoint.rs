@@ -281,6 +281,21 @@ impl EndpointCatalogue {
     }
 }
 
+impl EndpointCatalogue {
+    /// The endpoint of a request, resolved once per request: the
+    /// [`Endpoint`] an outer layer put in the extensions, or else the one
+    /// [`resolve_request`](Self::resolve_request) finds, which is then put
+    /// there for the layers inside.
+    pub fn endpoint_of<B>(&self, request: &mut http::Request<B>) -> Option<Endpoint> {
+        if let Some(endpoint) = request.extensions().get::<Endpoint>() {
+            return Some(*endpoint);
+        }
+        let endpoint = self.resolve_request(request)?;
+        request.extensions_mut().insert(endpoint);
+        Some(endpoint)
+    }
+}
+
 impl fmt::Debug for EndpointCatalogue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(&self.declared).finish()
@@ -466,6 +481,22 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_of_resolves_once_and_shares_it() {
+        let c = catalogue();
+        let mut request = http::Request::get("/users/5").body(()).unwrap();
+        let found = c.endpoint_of(&mut request).unwrap();
+        assert_eq!(request.extensions().get::<Endpoint>(), Some(&found));
+        // A later layer with another catalogue sees what the first found.
+        assert_eq!(
+            EndpointCatalogue::new().endpoint_of(&mut request),
+            Some(found)
+        );
+        let mut unknown = http::Request::get("/nope").body(()).unwrap();
+        assert_eq!(c.endpoint_of(&mut unknown), None);
+        assert!(unknown.extensions().get::<Endpoint>().is_none());
+    }
+
+    #[test]
     fn endpoints_are_interned() {
         let a = Endpoint::new(Method::GET, HostPattern::Any, "/x/{id}");
         let b = Endpoint::new(Method::GET, HostPattern::Any, &String::from("/x/{id}"));
@@ -537,10 +568,12 @@ mod axum_tests {
         let app = Router::new()
             .route("/items/{item}", get(|| async {}))
             .route("/declared/{id}", get(|| async {}))
-            .layer(middleware::from_fn(move |request: Request, _next: middleware::Next| {
-                let endpoint = catalogue.resolve_request(&request);
-                async move { endpoint.map(|e| e.to_string()).unwrap_or_default() }
-            }));
+            .layer(middleware::from_fn(
+                move |request: Request, _next: middleware::Next| {
+                    let endpoint = catalogue.resolve_request(&request);
+                    async move { endpoint.map(|e| e.to_string()).unwrap_or_default() }
+                },
+            ));
         for (path, expected) in [
             ("/items/42", "GET /items/{item}"),
             ("/items/43", "GET /items/{item}"),
@@ -548,7 +581,9 @@ mod axum_tests {
         ] {
             let request = http::Request::get(path).body(Body::empty()).unwrap();
             let response = app.clone().oneshot(request).await.unwrap();
-            let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
             assert_eq!(body, expected);
         }
     }
