@@ -4,7 +4,8 @@
 //! cycling over 10,000 distinct sessions. The baseline is the same router
 //! without the layer, measured in the same run: the cost of the layer is the
 //! difference of the medians. Cases: an `Authorization` header identifier,
-//! and a `session` cookie inside a three-cookie field. The layer wraps the
+//! and a `session` cookie inside a three-cookie field, and the session layer
+//! with auto-detection watching the traffic (no identifier configured). The layer wraps the
 //! router as a whole; a last case applies it with `Router::layer` instead.
 
 use std::hint::black_box;
@@ -106,6 +107,17 @@ fn bench(c: &mut Criterion) {
         cookie_layer.clone().layer(router()),
         cookie_request,
     );
+    // Auto-detection on, no identifier configured yet: the session layer
+    // plus the detector counting every 2xx response.
+    let auto = palisade::AutoDetect::new();
+    let auto_sessions = SessionLayer::builder().auto_detect(&auto).build().unwrap();
+    run(
+        c,
+        "session/auto_detect/layer",
+        auto_sessions.layer(auto.layer().layer(router())),
+        header_request(&tokens),
+    );
+
     // The lookup alone, without the router: identifier scan plus digest.
     let prebuilt: Vec<_> = (0..SESSIONS).map(cookie_request).collect();
     let mut i = 0;

@@ -38,5 +38,5 @@ pub use palisade_core::{
     Clock, ConfigError, Endpoint, EndpointCatalogue, ManualClock, Session, SessionId, SessionKey,
     SessionSource, SystemClock,
 };
-pub use palisade_session::{Identifier, SessionLayer};
+pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
 pub use shield::{Shield, ShieldBuilder, ShieldService};

@@ -28,18 +28,19 @@ pub(crate) fn find_cookie<'a>(fields: GetAll<'a, HeaderValue>, name: &str) -> Op
 
 /// The value of the first cookie named `name` in one `Cookie` field.
 pub(crate) fn find_in_field<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    for pair in field.split(|&b| b == b';') {
-        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let found = trim(&pair[..eq]);
-        if found.is_empty() || found != name {
-            continue;
-        }
-        let value = trim(&pair[eq + 1..]);
-        return Some(unquote(value));
-    }
-    None
+    pairs(field)
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
+}
+
+/// Every well-formed `name=value` pair of one `Cookie` field, in order,
+/// names and values trimmed and values unquoted.
+pub(crate) fn pairs(field: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    field.split(|&b| b == b';').filter_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let name = trim(&pair[..eq]);
+        (!name.is_empty()).then(|| (name, unquote(trim(&pair[eq + 1..]))))
+    })
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {

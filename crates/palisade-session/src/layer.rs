@@ -7,6 +7,7 @@ use http::{Extensions, HeaderMap};
 use palisade_core::{ConfigError, Session, SessionKey};
 use tower_layer::Layer;
 
+use crate::auto::AutoDetect;
 use crate::identifier::{Identifier, MAX_IDENTIFIERS};
 use crate::service::SessionService;
 
@@ -28,6 +29,7 @@ pub(crate) struct SessionConfig {
     identifiers: Vec<Identifier>,
     key: SessionKey,
     pub(crate) require: bool,
+    auto: Option<AutoDetect>,
 }
 
 impl SessionConfig {
@@ -37,6 +39,12 @@ impl SessionConfig {
             if let Some(id) = identifier.identify(&self.key, headers, extensions) {
                 return Session::identified(id, identifier.source());
             }
+        }
+        // Only reached with no identifier configured, or none present.
+        if let Some(chosen) = self.auto.as_ref().and_then(AutoDetect::chosen)
+            && let Some(id) = chosen.identify(&self.key, headers, extensions)
+        {
+            return Session::identified(id, chosen.source());
         }
         Session::anonymous()
     }
@@ -73,6 +81,7 @@ impl fmt::Debug for SessionLayer {
         f.debug_struct("SessionLayer")
             .field("identifiers", &self.config.identifiers)
             .field("require_session", &self.config.require)
+            .field("auto_detect", &self.config.auto)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +93,7 @@ pub struct SessionLayerBuilder {
     identifiers: Vec<Identifier>,
     key: Option<SessionKey>,
     require: bool,
+    auto: Option<AutoDetect>,
 }
 
 impl SessionLayerBuilder {
@@ -107,6 +117,15 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Follows `auto`: while no identifier is configured, the identifier it
+    /// chooses from the traffic is used from the next request on. With
+    /// identifiers configured, the detector only ranks candidates and
+    /// never replaces them.
+    pub fn auto_detect(mut self, auto: &AutoDetect) -> Self {
+        self.auto = Some(auto.clone());
+        self
+    }
+
     /// Builds the layer; fails with more than 10 identifiers.
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
         if self.identifiers.len() > MAX_IDENTIFIERS {
@@ -115,11 +134,19 @@ impl SessionLayerBuilder {
                 max: MAX_IDENTIFIERS,
             });
         }
+        let auto = match self.auto {
+            Some(auto) if !self.identifiers.is_empty() => {
+                auto.mark_configured();
+                None
+            }
+            auto => auto,
+        };
         Ok(SessionLayer {
             config: Arc::new(SessionConfig {
                 identifiers: self.identifiers,
                 key: self.key.unwrap_or_default(),
                 require: self.require,
+                auto,
             }),
         })
     }

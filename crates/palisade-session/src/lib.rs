@@ -49,12 +49,17 @@
 //! able to pose as each other. The layer does not rate limit the lookups
 //! themselves; it does a fixed amount of work per request.
 
+pub mod auto;
 mod cookie;
 mod future;
 mod identifier;
 mod layer;
 mod service;
 
+pub use auto::{
+    AutoDetect, AutoDetectBuilder, AutoDetectLayer, AutoDetectReport, AutoDetectService, Candidate,
+    Chosen,
+};
 pub use future::ResponseFuture;
 pub use identifier::{Identifier, MAX_COOKIE_NAME, MAX_IDENTIFIERS};
 pub use layer::{SessionLayer, SessionLayerBuilder};
