@@ -29,11 +29,13 @@
 //! # }
 //! ```
 
+mod config;
 mod shield;
 
 pub use palisade_core as core;
 pub use palisade_session as session;
 
+pub use config::{ConfigFileError, ShieldConfig};
 pub use palisade_core::{
     Clock, ConfigError, Endpoint, EndpointCatalogue, ManualClock, Session, SessionId, SessionKey,
     SessionSource, SystemClock,

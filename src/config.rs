@@ -1,0 +1,427 @@
+//! The Shield's configuration from a TOML or JSON file.
+//!
+//! Everything a [`ShieldBuilder`] can be told in code can be written in a
+//! file; `examples/palisade.toml` shows every option with a comment.
+//! Settings are checked while the file is read, so an error points at the
+//! line and the field that is wrong:
+//!
+//! ```
+//! use palisade::ShieldConfig;
+//!
+//! let text = "[sessions]\nidentifiers = [\n  { cookie = \"bad name\" },\n]\n";
+//! let err = ShieldConfig::from_toml(text).unwrap_err();
+//! assert_eq!(err.line(), Some(3));
+//! assert!(err.to_string().contains("invalid cookie name \"bad name\""));
+//! ```
+//!
+//! Secrets stay out of files: the session key is read from the environment
+//! variable the file names (`key_env`), never from the file itself.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use palisade_core::{ConfigError, SessionKey};
+use palisade_session::{AutoDetect, Identifier};
+use serde::Deserialize;
+
+use crate::shield::ShieldBuilder;
+
+/// A Shield configuration read from a file; turn it into a builder with
+/// [`ShieldConfig::into_builder`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldConfig {
+    /// The session layer.
+    #[serde(default)]
+    sessions: SessionsSection,
+    /// Session identifier detection.
+    #[serde(default)]
+    auto_detect: AutoDetectSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsSection {
+    #[serde(default)]
+    identifiers: Vec<IdentifierEntry>,
+    #[serde(default)]
+    require_session: bool,
+    /// The environment variable holding the session key as 32 hex digits.
+    key_env: Option<String>,
+}
+
+/// One identifier, checked as it is read.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "IdentifierSpec")]
+struct IdentifierEntry(Identifier);
+
+/// The fields of an identifier entry, each checked as it is read so that
+/// an error points at the bad value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifierSpec {
+    header: Option<Checked<HeaderName>>,
+    cookie: Option<Checked<CookieName>>,
+    claim: Option<String>,
+    path: Option<Checked<ClaimPath>>,
+}
+
+/// A string checked by `K` while it is deserialised.
+struct Checked<K: Check>(K::Output);
+
+trait Check {
+    type Output;
+    fn check(value: &str) -> Result<Self::Output, ConfigError>;
+}
+
+struct HeaderName;
+struct CookieName;
+struct ClaimPath;
+
+impl Check for HeaderName {
+    type Output = Identifier;
+    fn check(value: &str) -> Result<Identifier, ConfigError> {
+        Identifier::header(value)
+    }
+}
+
+impl Check for CookieName {
+    type Output = Identifier;
+    fn check(value: &str) -> Result<Identifier, ConfigError> {
+        Identifier::cookie(value)
+    }
+}
+
+impl Check for ClaimPath {
+    type Output = String;
+    fn check(value: &str) -> Result<String, ConfigError> {
+        // The path is checked on its own; the configuration id later.
+        Identifier::claim("check", value).map(|_| value.to_owned())
+    }
+}
+
+impl<'de, K: Check> Deserialize<'de> for Checked<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        K::check(&value)
+            .map(Checked)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<IdentifierSpec> for IdentifierEntry {
+    type Error = String;
+
+    fn try_from(spec: IdentifierSpec) -> Result<Self, String> {
+        match spec {
+            IdentifierSpec {
+                header: Some(Checked(identifier)),
+                cookie: None,
+                claim: None,
+                path: None,
+            }
+            | IdentifierSpec {
+                header: None,
+                cookie: Some(Checked(identifier)),
+                claim: None,
+                path: None,
+            } => Ok(Self(identifier)),
+            IdentifierSpec {
+                header: None,
+                cookie: None,
+                claim: Some(config),
+                path: Some(Checked(path)),
+            } => Identifier::claim(&config, &path)
+                .map(Self)
+                .map_err(|e| e.to_string()),
+            _ => Err("an identifier is one of `{ header = \"..\" }`, \
+                      `{ cookie = \"..\" }` or `{ claim = \"..\", path = \"$..\" }`"
+                .to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoDetectSection {
+    #[serde(default = "yes")]
+    enabled: bool,
+    threshold: Option<f64>,
+    min_sample: Option<u64>,
+    window_secs: Option<u64>,
+    sample_every: Option<NonZeroU32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AutoDetectSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: None,
+            min_sample: None,
+            window_secs: None,
+            sample_every: None,
+        }
+    }
+}
+
+impl ShieldConfig {
+    /// Reads a configuration from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigFileError> {
+        toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|span| span.start);
+            ConfigFileError::at(text, offset, e.message().to_owned())
+        })
+    }
+
+    /// Reads a configuration from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, ConfigFileError> {
+        serde_json::from_str(text).map_err(|e| ConfigFileError {
+            line: Some(e.line()).filter(|&l| l > 0),
+            column: Some(e.column()).filter(|&c| c > 0),
+            message: strip_position(&e.to_string()),
+        })
+    }
+
+    /// Reads a configuration file: JSON when its name ends in `.json`,
+    /// TOML otherwise.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError {
+            line: None,
+            column: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        if path.extension().is_some_and(|ext| ext == "json") {
+            Self::from_json(&text)
+        } else {
+            Self::from_toml(&text)
+        }
+    }
+
+    /// A builder holding this configuration, to be completed in code or
+    /// built as it is. Fails when the session key's environment variable
+    /// is missing or is not 32 hex digits.
+    pub fn into_builder(self) -> Result<ShieldBuilder, ConfigError> {
+        let mut builder = ShieldBuilder::default();
+        for IdentifierEntry(identifier) in self.sessions.identifiers {
+            builder = builder.identifier(identifier);
+        }
+        builder = builder.require_session(self.sessions.require_session);
+        if let Some(var) = &self.sessions.key_env {
+            builder = builder.session_key(key_from_env(var)?);
+        }
+
+        let auto = self.auto_detect;
+        if auto.enabled {
+            let mut detector = AutoDetect::builder();
+            if let Some(threshold) = auto.threshold {
+                detector = detector.threshold(threshold);
+            }
+            if let Some(min_sample) = auto.min_sample {
+                detector = detector.min_sample(min_sample);
+            }
+            if let Some(secs) = auto.window_secs {
+                detector = detector.window(Duration::from_secs(secs));
+            }
+            if let Some(n) = auto.sample_every {
+                detector = detector.sample_every(n);
+            }
+            builder = builder.auto_detect(detector.build()?);
+        } else {
+            builder = builder.without_auto_detect();
+        }
+        Ok(builder)
+    }
+}
+
+/// Reads a 16-byte session key, written as 32 hex digits, from `var`.
+fn key_from_env(var: &str) -> Result<SessionKey, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        what: format!("session key in environment variable {var}"),
+        reason: reason.to_owned(),
+    };
+    let hex = std::env::var(var).map_err(|_| invalid("not set"))?;
+    let hex = hex.trim();
+    if hex.len() != 32 {
+        return Err(invalid("must be 32 hex digits (16 bytes)"));
+    }
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| invalid("must be 32 hex digits (16 bytes)"))?;
+    }
+    Ok(SessionKey::from_bytes(bytes))
+}
+
+/// serde_json appends " at line L column C"; the error keeps those apart.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A configuration file that cannot be read, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigFileError {
+    line: Option<usize>,
+    column: Option<usize>,
+    message: String,
+}
+
+impl ConfigFileError {
+    fn at(text: &str, offset: Option<usize>, message: String) -> Self {
+        let (line, column) = match offset {
+            Some(offset) => {
+                let before = &text[..offset.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        Self {
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// The line of the error, counted from 1, when known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The column of the error, counted from 1, when known.
+    pub fn column(&self) -> Option<usize> {
+        self.column
+    }
+
+    /// What is wrong, naming the field or value.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
+            (Some(line), None) => write!(f, "line {line}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_detection_are_read() {
+        let text = r#"
+[sessions]
+identifiers = [
+  { header = "x-api-key" },
+  { cookie = "session" },
+  { claim = "auth0", path = "$.sub" },
+]
+require_session = true
+
+[auto_detect]
+threshold = 0.02
+min_sample = 500
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        let names: Vec<String> = shield
+            .sessions()
+            .identifiers()
+            .iter()
+            .map(|i| i.source().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["header:x-api-key", "cookie:session", "claim:auth0:$.sub"]
+        );
+        assert_eq!(shield.auto_detect().unwrap().report().threshold, 0.02);
+    }
+
+    #[test]
+    fn bad_values_point_at_their_line() {
+        let text = "[sessions]\nidentifiers = [\n  { header = \"ok\" },\n  { claim = \"a\", path = \"$..x\" },\n]\n";
+        let err = ShieldConfig::from_toml(text).unwrap_err();
+        assert_eq!(err.line(), Some(4));
+        assert!(err.message().contains("recursive descent"), "{err}");
+        assert!(err.to_string().starts_with("line 4, column "), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = ShieldConfig::from_toml("[sessions]\nrequire = true\n").unwrap_err();
+        assert_eq!(err.line(), Some(2));
+        assert!(err.message().contains("unknown field `require`"), "{err}");
+        let err = ShieldConfig::from_toml("[auto_detect]\nmin_sample = \"many\"\n").unwrap_err();
+        assert_eq!(err.line(), Some(2));
+    }
+
+    #[test]
+    fn ambiguous_identifier_is_refused() {
+        let text = "[sessions]\nidentifiers = [{ header = \"a\", cookie = \"b\" }]\n";
+        let err = ShieldConfig::from_toml(text).unwrap_err();
+        assert_eq!(err.line(), Some(2));
+        assert!(err.message().contains("one of"), "{err}");
+    }
+
+    #[test]
+    fn json_errors_carry_line_and_column() {
+        let text = "{\n  \"sessions\": {\n    \"identifiers\": [{\"cookie\": \"a b\"}]\n  }\n}";
+        let err = ShieldConfig::from_json(text).unwrap_err();
+        assert_eq!(err.line(), Some(3));
+        assert!(
+            err.message().contains("invalid cookie name \"a b\""),
+            "{err}"
+        );
+        let ok = ShieldConfig::from_json(r#"{"auto_detect": {"enabled": false}}"#).unwrap();
+        assert!(
+            ok.into_builder()
+                .unwrap()
+                .build()
+                .unwrap()
+                .auto_detect()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn out_of_range_detection_settings_are_named() {
+        let config = ShieldConfig::from_toml("[auto_detect]\nthreshold = 2.0\n").unwrap();
+        let err = config.into_builder().unwrap_err();
+        assert!(err.to_string().contains("threshold"), "{err}");
+    }
+
+    #[test]
+    fn session_key_comes_from_the_environment() {
+        let text = "[sessions]\nkey_env = \"PALISADE_TEST_KEY_UNSET\"\n";
+        let err = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap_err();
+        assert!(err.to_string().contains("PALISADE_TEST_KEY_UNSET"), "{err}");
+        assert!(err.to_string().contains("not set"), "{err}");
+    }
+}
