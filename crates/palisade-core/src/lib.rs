@@ -11,6 +11,8 @@
 //! - [`Endpoint`] and [`EndpointCatalogue`]: method, host pattern and path
 //!   template, and the declared templates a request is matched against.
 //! - [`VerifiedClaims`]: the claims of the tokens the JWT layer verified.
+//! - [`RateLimitDecision`]: what the rate limit layer decided, and
+//!   [`ClientAddr`], the peer address for stacks without axum.
 //! - [`Clock`]: time, injected, so that tests advance it instead of sleeping.
 //! - [`ConfigError`]: configuration errors that name the bad input.
 //! - [`problem`]: `application/problem+json` responses (RFC 9457).
@@ -33,6 +35,7 @@
 
 mod claims;
 mod clock;
+mod decision;
 mod endpoint;
 mod error;
 #[cfg(feature = "axum")]
@@ -43,6 +46,7 @@ mod session;
 
 pub use claims::VerifiedClaims;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use decision::{ClientAddr, RateLimitDecision, RateLimitOutcome};
 pub use endpoint::{Endpoint, EndpointCatalogue, EndpointCatalogueBuilder, HostPattern};
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
