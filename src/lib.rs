@@ -8,18 +8,23 @@
 //! | --- | --- |
 //! | [`core`] (`palisade-core`) | shared vocabulary: [`SessionId`], [`Session`], [`Endpoint`], the clock, errors |
 //! | [`session`] (`palisade-session`) | the session layer: header, cookie and JWT claim identifiers |
+//! | [`limit`] (`palisade-limit`) | the rate limit layer: rules, quotas, stores |
 //!
 //! # Example
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use palisade::{Identifier, Session, Shield};
+//! use palisade::{Identifier, Quota, Rule, Session, Shield};
+//! use std::num::NonZeroU32;
 //!
 //! # fn main() -> Result<(), palisade::ConfigError> {
 //! let shield = Shield::builder()
 //!     .identifier(Identifier::header("authorization")?)
 //!     .identifier(Identifier::cookie("session")?)
+//!     // 100 requests a minute per session, on every endpoint.
+//!     .rate_limit(Rule::builder("per-session", Quota::per_minute(NonZeroU32::new(100).unwrap())).build()?)
 //!     .build()?;
+//! assert_eq!(shield.rate_limits().rules().len(), 1);
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|session: Session| async move { session.id().unwrap().to_string() }))
@@ -33,12 +38,16 @@ mod config;
 mod shield;
 
 pub use palisade_core as core;
+pub use palisade_limit as limit;
 pub use palisade_session as session;
 
 pub use config::{ConfigFileError, ShieldConfig};
 pub use palisade_core::{
-    Clock, ConfigError, Endpoint, EndpointCatalogue, ManualClock, Session, SessionId, SessionKey,
-    SessionSource, SystemClock,
+    ClientAddr, Clock, ConfigError, Endpoint, EndpointCatalogue, ManualClock, RateLimitDecision,
+    RateLimitOutcome, Session, SessionId, SessionKey, SessionSource, SystemClock,
+};
+pub use palisade_limit::{
+    Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,
 };
 pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
 pub use shield::{Shield, ShieldBuilder, ShieldService};

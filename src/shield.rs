@@ -1,30 +1,39 @@
 //! The `Shield` builder: every Palisade layer in one.
 
-use palisade_core::{ConfigError, SessionKey};
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use palisade_core::{ConfigError, EndpointCatalogue, RateLimitDecision, SessionKey};
+use palisade_limit::{
+    RateLimit, RateLimitLayer, RateLimitLayerBuilder, Rule, Store, TrustedProxies,
+};
 use palisade_session::auto::AutoDetectService;
 use palisade_session::{
     AutoDetect, AutoDetectLayer, Identifier, SessionLayer, SessionLayerBuilder, SessionService,
 };
 use tower_layer::Layer;
 
-/// All of Palisade's layers, stacked in the order the design gives.
+/// All of Palisade's layers, stacked in the order the design gives:
+/// session (with the auto-detect layer just inside it), then rate limit,
+/// then the application.
 ///
-/// Today the shield holds the session layer and the auto-detect layer
-/// inside it; the JWT, rate limiting and learning layers join as they land.
-/// Apply it with `Router::layer`, a `ServiceBuilder`, or directly to any
-/// tower service.
+/// The JWT and learning layers join as they land. Every layer is always
+/// applied; one with nothing configured passes requests on at the cost of
+/// a branch. Apply the shield with `Router::layer`, a `ServiceBuilder`, or
+/// directly to any tower service.
 #[derive(Clone, Debug)]
 pub struct Shield {
     sessions: SessionLayer,
     auto_detect: Option<AutoDetect>,
+    limits: RateLimitLayer,
 }
 
 /// The service a [`Shield`] wraps around an application.
-pub type ShieldService<S> = SessionService<AutoDetectService<S>>;
+pub type ShieldService<S> = SessionService<AutoDetectService<RateLimit<S, Store>>>;
 
 impl Shield {
     /// A builder with nothing configured: requests are anonymous until
-    /// auto-detection chooses an identifier.
+    /// auto-detection chooses an identifier, and unlimited.
     pub fn builder() -> ShieldBuilder {
         ShieldBuilder::default()
     }
@@ -38,6 +47,13 @@ impl Shield {
     pub fn auto_detect(&self) -> Option<&AutoDetect> {
         self.auto_detect.as_ref()
     }
+
+    /// The rate limit layer inside the shield; its
+    /// [`replace_rules`](RateLimitLayer::replace_rules) changes the rules
+    /// of every service made from this shield while they run.
+    pub fn rate_limits(&self) -> &RateLimitLayer {
+        &self.limits
+    }
 }
 
 impl<S> Layer<S> for Shield {
@@ -48,7 +64,7 @@ impl<S> Layer<S> for Shield {
             Some(auto) => auto.layer(),
             None => AutoDetectLayer::off(),
         };
-        self.sessions.layer(auto.layer(inner))
+        self.sessions.layer(auto.layer(self.limits.layer(inner)))
     }
 }
 
@@ -58,6 +74,7 @@ impl<S> Layer<S> for Shield {
 pub struct ShieldBuilder {
     sessions: SessionLayerBuilder,
     auto_detect: Option<AutoDetect>,
+    limits: RateLimitLayerBuilder<Store>,
 }
 
 impl Default for ShieldBuilder {
@@ -65,6 +82,7 @@ impl Default for ShieldBuilder {
         Self {
             sessions: SessionLayerBuilder::default(),
             auto_detect: Some(AutoDetect::new()),
+            limits: RateLimitLayerBuilder::default(),
         }
     }
 }
@@ -76,9 +94,11 @@ impl ShieldBuilder {
         self
     }
 
-    /// Sets the key of the session digest, shared by a fleet.
+    /// Sets the key of the session digest, shared by a fleet; rate limit
+    /// keys are hashed with it too.
     pub fn session_key(mut self, key: SessionKey) -> Self {
-        self.sessions = self.sessions.key(key);
+        self.sessions = self.sessions.key(key.clone());
+        self.limits = self.limits.key(key);
         self
     }
 
@@ -102,6 +122,40 @@ impl ShieldBuilder {
         self
     }
 
+    /// Adds a rate limit rule, checked after those added before it.
+    pub fn rate_limit(mut self, rule: Rule) -> Self {
+        self.limits = self.limits.rule(rule);
+        self
+    }
+
+    /// Sets where rate limit state lives; the default is in memory on the
+    /// system clock.
+    pub fn rate_limit_store(mut self, store: impl Into<Store>) -> Self {
+        self.limits = self.limits.store(store.into());
+        self
+    }
+
+    /// Replaces the 429 response of the rate limit layer.
+    pub fn on_rate_limited<F>(mut self, refusal: F) -> Self
+    where
+        F: Fn(&RateLimitDecision) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        self.limits = self.limits.on_refused(refusal);
+        self
+    }
+
+    /// Sets the proxies whose forwarded headers give the client IP.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.limits = self.limits.trusted_proxies(proxies);
+        self
+    }
+
+    /// Sets the endpoint catalogue requests are resolved with.
+    pub fn endpoints(mut self, catalogue: EndpointCatalogue) -> Self {
+        self.limits = self.limits.catalogue(catalogue);
+        self
+    }
+
     /// Builds the shield; fails on a configuration error, naming it.
     pub fn build(self) -> Result<Shield, ConfigError> {
         let mut sessions = self.sessions;
@@ -111,6 +165,7 @@ impl ShieldBuilder {
         Ok(Shield {
             sessions: sessions.build()?,
             auto_detect: self.auto_detect,
+            limits: self.limits.build()?,
         })
     }
 }

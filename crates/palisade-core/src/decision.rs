@@ -101,12 +101,7 @@ mod tests {
 
     #[test]
     fn refused_decision_is_not_allowed() {
-        let d = RateLimitDecision::new(
-            "r",
-            RateLimitOutcome::Refused,
-            10,
-            Duration::from_secs(60),
-        );
+        let d = RateLimitDecision::new("r", RateLimitOutcome::Refused, 10, Duration::from_secs(60));
         assert!(!d.is_allowed());
         let s = RateLimitDecision {
             outcome: RateLimitOutcome::Shadowed,

@@ -7,8 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::{COOKIE, FORWARDED, HeaderName};
 use http::{Extensions, HeaderMap, Uri};
 use palisade_core::{
-    ClientAddr, ConfigError, Endpoint, HostPattern, Session, SessionId, SessionKey,
-    VerifiedClaims,
+    ClientAddr, ConfigError, Endpoint, HostPattern, Session, SessionId, SessionKey, VerifiedClaims,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -128,7 +127,10 @@ impl CountBy {
 
     /// The value of a query parameter, compared as sent (not decoded).
     pub fn query(name: &str) -> Result<Self, ConfigError> {
-        if name.is_empty() || name.bytes().any(|b| matches!(b, b'&' | b'=' | b'#') || b < 0x21)
+        if name.is_empty()
+            || name
+                .bytes()
+                .any(|b| matches!(b, b'&' | b'=' | b'#') || b < 0x21)
         {
             return Err(ConfigError::InvalidName {
                 what: "query parameter",
@@ -335,7 +337,9 @@ impl ClaimPath {
             path: text.to_owned(),
             reason: reason.to_owned(),
         };
-        let mut rest = text.strip_prefix('$').ok_or_else(|| bad("must start with `$`"))?;
+        let mut rest = text
+            .strip_prefix('$')
+            .ok_or_else(|| bad("must start with `$`"))?;
         let mut steps = Vec::new();
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('.') {
@@ -575,7 +579,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (n, v) in pairs {
-            map.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         map
     }
@@ -589,7 +596,10 @@ mod tests {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
         let h = headers(&[("x-forwarded-for", "1.1.1.1")]);
         assert_eq!(proxies.client_ip(ip("192.0.2.7"), &h), ip("192.0.2.7"));
-        assert_eq!(TrustedProxies::none().client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        assert_eq!(
+            TrustedProxies::none().client_ip(ip("10.0.0.1"), &h),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -599,7 +609,10 @@ mod tests {
         assert_eq!(proxies.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.9"));
         let h = headers(&[
             ("forwarded", "for=6.6.6.6"),
-            ("forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.1.1.1"),
+            (
+                "forwarded",
+                "for=\"[2001:db8::1]:4711\";proto=https, for=10.1.1.1",
+            ),
             ("x-forwarded-for", "7.7.7.7"),
         ]);
         assert_eq!(proxies.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::1"));
@@ -644,7 +657,10 @@ mod tests {
         let empty = by.digest(&key, &Raw::Bytes(b""));
         assert_ne!(missing, empty);
         let other = CountBy::header("x-j").unwrap();
-        assert_ne!(other.digest(&key, &Raw::Bytes(b"v")), by.digest(&key, &Raw::Bytes(b"v")));
+        assert_ne!(
+            other.digest(&key, &Raw::Bytes(b"v")),
+            by.digest(&key, &Raw::Bytes(b"v"))
+        );
     }
 
     #[test]

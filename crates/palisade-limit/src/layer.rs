@@ -160,7 +160,11 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
             .current
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let next = RuleSet::compile(&self.shared.store, rules.into_iter().collect(), Some(&current))?;
+        let next = RuleSet::compile(
+            &self.shared.store,
+            rules.into_iter().collect(),
+            Some(&current),
+        )?;
         *current = Arc::new(next);
         self.shared.generation.fetch_add(1, Ordering::Release);
         Ok(())

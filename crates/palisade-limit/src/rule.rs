@@ -107,7 +107,10 @@ struct Selector {
 impl Selector {
     fn matches(&self, endpoint: Endpoint, host: Option<&str>) -> bool {
         self.method.as_ref().is_none_or(|m| m == endpoint.method())
-            && self.template.as_deref().is_none_or(|t| t == endpoint.template())
+            && self
+                .template
+                .as_deref()
+                .is_none_or(|t| t == endpoint.template())
             && match self.host {
                 HostPattern::Any => true,
                 pattern => host.is_some_and(|h| pattern.matches(h)),
@@ -243,7 +246,12 @@ pub struct RuleBuilder {
 impl fmt::Debug for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let method = self.method.as_ref().map_or("*", Method::as_str);
-        write!(f, "{method} {}{}", self.host, self.template.as_deref().unwrap_or("*"))
+        write!(
+            f,
+            "{method} {}{}",
+            self.host,
+            self.template.as_deref().unwrap_or("*")
+        )
     }
 }
 
@@ -264,14 +272,15 @@ impl RuleBuilder {
         host: &str,
         template: &str,
     ) -> Result<Self, ConfigError> {
-        let method = match method {
-            "*" => None,
-            m => Some(
-                Method::from_bytes(m.as_bytes()).map_err(|_| ConfigError::InvalidMethod {
-                    method: m.to_owned(),
-                })?,
-            ),
-        };
+        let method =
+            match method {
+                "*" => None,
+                m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| {
+                    ConfigError::InvalidMethod {
+                        method: m.to_owned(),
+                    }
+                })?),
+            };
         let template = match template {
             "*" => None,
             t if t.starts_with('/') => Some(t.to_owned()),
@@ -317,8 +326,7 @@ impl RuleBuilder {
         if !by.is_textual() {
             return Err(ConfigError::Invalid {
                 what: format!("tier value {by}"),
-                reason: "a tier is chosen by a header, cookie, query parameter or claim"
-                    .to_owned(),
+                reason: "a tier is chosen by a header, cookie, query parameter or claim".to_owned(),
             });
         }
         let tiers: Vec<(String, Quota)> = tiers.into_iter().map(|(v, q)| (v.into(), q)).collect();
@@ -369,11 +377,13 @@ impl RuleBuilder {
                 value: count_by.len().to_string(),
             });
         }
-        let missing = self.missing.unwrap_or(if count_by.iter().any(CountBy::is_session) {
-            Missing::Skip
-        } else {
-            Missing::Count
-        });
+        let missing = self
+            .missing
+            .unwrap_or(if count_by.iter().any(CountBy::is_session) {
+                Missing::Skip
+            } else {
+                Missing::Count
+            });
         let (tier_by, tiers) = match self.tiers {
             Some((by, tiers)) => (Some(by), tiers),
             None => (None, Vec::new()),
@@ -531,9 +541,13 @@ mod tests {
             let err = Rule::builder(bad, quota()).build().unwrap_err();
             assert!(err.to_string().contains("rule name"), "{err}");
         }
-        let err = Rule::builder("r", quota()).endpoint("G T", "/").unwrap_err();
+        let err = Rule::builder("r", quota())
+            .endpoint("G T", "/")
+            .unwrap_err();
         assert!(err.to_string().contains("G T"));
-        let err = Rule::builder("r", quota()).endpoint("GET", "x").unwrap_err();
+        let err = Rule::builder("r", quota())
+            .endpoint("GET", "x")
+            .unwrap_err();
         assert!(err.to_string().contains("\"x\""));
     }
 
@@ -557,7 +571,10 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("tier value session"));
         let err = Rule::builder("r", quota())
-            .tiers(CountBy::header("plan").unwrap(), [("a", quota()), ("a", quota())])
+            .tiers(
+                CountBy::header("plan").unwrap(),
+                [("a", quota()), ("a", quota())],
+            )
             .unwrap()
             .build()
             .unwrap_err();
@@ -570,7 +587,13 @@ mod tests {
         for i in 0..9 {
             builder = builder.count_by(CountBy::header(&format!("h{i}")).unwrap());
         }
-        assert!(builder.build().unwrap_err().to_string().contains("at most 8"));
+        assert!(
+            builder
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("at most 8")
+        );
     }
 
     #[test]

@@ -177,18 +177,47 @@ pub(crate) struct Report {
 impl Report {
     /// Adds `RateLimit-Policy` and `RateLimit`, unless present.
     pub(crate) fn add_fields(&self, headers: &mut HeaderMap) {
-        if !headers.contains_key(RATELIMIT_POLICY) {
-            headers.insert(RATELIMIT_POLICY, HeaderValue::from_static(self.policy));
-        }
-        if !headers.contains_key(RATELIMIT) {
+        headers
+            .entry(RATELIMIT_POLICY)
+            .or_insert_with(|| HeaderValue::from_static(self.policy));
+        if let http::header::Entry::Vacant(slot) = headers.entry(RATELIMIT) {
+            // Written by hand: this runs on every limited response, and
+            // `format!` costs more than the rest of the layer.
             let d = &self.decision;
             let reset = d.reset.as_secs() + u64::from(d.reset.subsec_nanos() > 0);
-            let value = format!("\"{}\";r={};t={reset}", d.rule, d.remaining);
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(RATELIMIT, value);
+            let mut buf = [0u8; 128];
+            let mut len = 0;
+            for part in [b"\"".as_slice(), d.rule.as_bytes(), b"\";r="] {
+                buf[len..len + part.len()].copy_from_slice(part);
+                len += part.len();
+            }
+            len += write_u64(&mut buf[len..], u64::from(d.remaining));
+            buf[len..len + 3].copy_from_slice(b";t=");
+            len += 3;
+            len += write_u64(&mut buf[len..], reset);
+            if let Ok(value) = HeaderValue::from_bytes(&buf[..len]) {
+                slot.insert(value);
             }
         }
     }
+}
+
+/// Writes `n` in decimal at the start of `out` (at least 20 bytes) and
+/// returns its length.
+fn write_u64(out: &mut [u8], mut n: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
+    len
 }
 
 /// The answers of the matching rules, folded into one decision.
@@ -279,7 +308,11 @@ impl Evaluation {
             .or(self.closest.map(|(_, report)| report))
     }
 
-    fn next<B, St: RateLimitStore>(self, shared: &Shared<St>, mut request: Request<B>) -> Decided<B> {
+    fn next<B, St: RateLimitStore>(
+        self,
+        shared: &Shared<St>,
+        mut request: Request<B>,
+    ) -> Decided<B> {
         match self.report() {
             None => Decided::Call(request, None),
             Some(report) if report.decision.outcome == RateLimitOutcome::Refused => {
@@ -297,7 +330,7 @@ impl Evaluation {
 fn store_failed(rule: &str, error: &StoreError) {
     static FAILURES: AtomicU64 = AtomicU64::new(0);
     let n = FAILURES.fetch_add(1, Ordering::Relaxed);
-    if n % 1000 == 0 {
+    if n.is_multiple_of(1000) {
         tracing::warn!(
             target: TRACE_TARGET,
             rule,
@@ -353,4 +386,41 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
         }
         _ => host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fields_are_written_as_structured_fields() {
+        let mut decision = RateLimitDecision::new(
+            "per-session",
+            RateLimitOutcome::Allowed,
+            100,
+            Duration::from_secs(60),
+        );
+        decision.remaining = 4_294_967_295;
+        decision.reset = Duration::from_millis(10_001);
+        let report = Report {
+            decision,
+            policy: "\"per-session\";q=100;w=60",
+        };
+        let mut headers = HeaderMap::new();
+        report.add_fields(&mut headers);
+        assert_eq!(headers[RATELIMIT], "\"per-session\";r=4294967295;t=11");
+        assert_eq!(headers[RATELIMIT_POLICY], "\"per-session\";q=100;w=60");
+
+        // Fields the application set are kept.
+        let mut headers = HeaderMap::new();
+        headers.insert(RATELIMIT, HeaderValue::from_static("\"app\";r=1;t=1"));
+        report.add_fields(&mut headers);
+        assert_eq!(headers[RATELIMIT], "\"app\";r=1;t=1");
+        let mut digits = [0; 20];
+        let len = write_u64(&mut digits, 0);
+        assert_eq!(&digits[..len], b"0");
+        let len = write_u64(&mut digits, u64::MAX);
+        assert_eq!(&digits[..len], b"18446744073709551615");
+    }
 }

@@ -121,7 +121,10 @@ async fn exact_burst_then_429_with_standard_fields() {
     for remaining in [2, 1, 0] {
         let seen = app.send(session_request(1)).await;
         assert_eq!(seen.status(), StatusCode::OK);
-        assert_eq!(seen.headers()[RATELIMIT_POLICY], "\"per-session\";q=60;w=60");
+        assert_eq!(
+            seen.headers()[RATELIMIT_POLICY],
+            "\"per-session\";q=60;w=60"
+        );
         let expected = format!("\"per-session\";r={remaining};t={}", 3 - remaining);
         assert_eq!(seen.headers()[RATELIMIT], expected.as_str());
         let d = decision(&seen);
@@ -133,12 +136,23 @@ async fn exact_burst_then_429_with_standard_fields() {
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(refused.headers()[RATELIMIT], "\"per-session\";r=0;t=1");
-    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
     let d = decision(&refused);
-    assert_eq!((d.rule, d.outcome), ("per-session", RateLimitOutcome::Refused));
+    assert_eq!(
+        (d.rule, d.outcome),
+        ("per-session", RateLimitOutcome::Refused)
+    );
     let problem = body(refused).await;
     assert_eq!(problem["status"], 429);
-    assert!(problem["detail"].as_str().unwrap().contains("\"per-session\""));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"per-session\"")
+    );
 
     assert_eq!(app.send(session_request(2)).await.status(), StatusCode::OK);
 }
@@ -219,7 +233,11 @@ async fn missing_values_skip_or_count_apart_from_empty() {
     let empty = || get("/users/1").header("x-key", "").body(()).unwrap();
     assert_eq!(app.send(missing()).await.status(), StatusCode::OK);
     assert_eq!(app.send(missing()).await.status(), 429);
-    assert_eq!(app.send(empty()).await.status(), StatusCode::OK, "empty is its own value");
+    assert_eq!(
+        app.send(empty()).await.status(),
+        StatusCode::OK,
+        "empty is its own value"
+    );
     assert_eq!(app.send(empty()).await.status(), 429);
 }
 
@@ -318,7 +336,13 @@ async fn rules_are_replaced_live_and_kept_state_survives() {
         Ok::<_, Infallible>(Response::new(()))
     }));
     let mut service = service;
-    service.ready().await.unwrap().call(session_request(1)).await.unwrap();
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(session_request(1))
+        .await
+        .unwrap();
 
     let strict = Rule::builder("strict", per_minute(1)).build().unwrap();
     app.layer.replace_rules([keep.clone(), strict]).unwrap();
@@ -326,11 +350,23 @@ async fn rules_are_replaced_live_and_kept_state_survives() {
     assert_eq!(names, ["keep", "strict"]);
 
     // The running service picks the new rules up on its next request.
-    let seen = service.ready().await.unwrap().call(session_request(1)).await.unwrap();
+    let seen = service
+        .ready()
+        .await
+        .unwrap()
+        .call(session_request(1))
+        .await
+        .unwrap();
     assert_eq!(seen.status(), StatusCode::OK);
     let d = *seen.extensions().get::<RateLimitDecision>().unwrap();
     assert_eq!((d.rule, d.remaining), ("strict", 0));
-    let seen = service.ready().await.unwrap().call(session_request(1)).await.unwrap();
+    let seen = service
+        .ready()
+        .await
+        .unwrap()
+        .call(session_request(1))
+        .await
+        .unwrap();
     assert_eq!(seen.status(), 429);
     // `keep` kept its count: 3 requests so far, so none left.
     let held = app.layer.counter("keep").unwrap();
@@ -338,10 +374,20 @@ async fn rules_are_replaced_live_and_kept_state_survives() {
 
     let dup = app.layer.replace_rules([keep.clone(), keep]);
     assert!(matches!(dup, Err(ConfigError::Invalid { .. })));
-    assert_eq!(app.layer.rules().len(), 2, "a failed replacement changes nothing");
+    assert_eq!(
+        app.layer.rules().len(),
+        2,
+        "a failed replacement changes nothing"
+    );
 
     app.layer.replace_rules([]).unwrap();
-    let seen = service.ready().await.unwrap().call(session_request(1)).await.unwrap();
+    let seen = service
+        .ready()
+        .await
+        .unwrap()
+        .call(session_request(1))
+        .await
+        .unwrap();
     assert!(seen.extensions().get::<RateLimitDecision>().is_none());
     assert!(seen.headers().get(RATELIMIT).is_none());
 }
@@ -367,12 +413,27 @@ async fn client_ip_comes_from_the_peer_or_a_trusted_proxy() {
         r.extensions_mut().insert(ClientAddr(peer));
         r
     };
-    assert_eq!(app.send(from("10.0.0.1:9", "203.0.113.1")).await.status(), 200);
-    assert_eq!(app.send(from("10.0.0.2:9", "203.0.113.1")).await.status(), 429);
-    assert_eq!(app.send(from("10.0.0.2:9", "203.0.113.2")).await.status(), 200);
+    assert_eq!(
+        app.send(from("10.0.0.1:9", "203.0.113.1")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.send(from("10.0.0.2:9", "203.0.113.1")).await.status(),
+        429
+    );
+    assert_eq!(
+        app.send(from("10.0.0.2:9", "203.0.113.2")).await.status(),
+        200
+    );
     // An untrusted peer's header is ignored: it is counted by its own IP.
-    assert_eq!(app.send(from("192.0.2.5:9", "203.0.113.3")).await.status(), 200);
-    assert_eq!(app.send(from("192.0.2.5:9", "203.0.113.4")).await.status(), 429);
+    assert_eq!(
+        app.send(from("192.0.2.5:9", "203.0.113.3")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.send(from("192.0.2.5:9", "203.0.113.4")).await.status(),
+        429
+    );
 }
 
 #[tokio::test]

@@ -122,13 +122,15 @@ impl MemoryCounter {
             return Verdict::allowed(0, Duration::ZERO);
         };
         let key = tier_key(key, tier);
-        let now = self.clock.now();
 
+        // Governor reads the clock itself; read it here only when needed.
         if self.mitigation.is_some()
             && let Some(until) = self.table.0.blocked_until(key)
-            && until > now
         {
-            return Verdict::refused(until - now);
+            let now = self.clock.now();
+            if until > now {
+                return Verdict::refused(until - now);
+            }
         }
 
         match limiter.check_key(&key) {
@@ -138,6 +140,7 @@ impl MemoryCounter {
                 Verdict::allowed(remaining, quota.replenish_interval() * used)
             }
             Err(not_until) => {
+                let now = self.clock.now();
                 let wait = not_until.wait_time_from(now);
                 match self.mitigation {
                     Some(timeout) => {
@@ -193,7 +196,10 @@ impl RateLimitStore for MemoryStore {
         // Governor counts from the moment each limiter was made; reading the
         // clock after all of them gives an origin no earlier than any, so
         // an entry judged idle against it is idle for its limiter too.
-        table.0.origin.store(nanos(self.clock.now()), Ordering::Relaxed);
+        table
+            .0
+            .origin
+            .store(nanos(self.clock.now()), Ordering::Relaxed);
         Ok(MemoryCounter {
             table,
             limiters,
@@ -292,20 +298,27 @@ impl Table {
 
     /// Drops idle keys; if that frees too little, drops the eighth of the
     /// keys closest to idle.
+    ///
+    /// The kept keys move to a fresh table of the shard's size: removing
+    /// in place would leave tombstones, and a table full of them grows
+    /// instead of reusing its buckets.
     fn make_room(&self, map: &mut Map) {
         let now = nanos(self.clock.now());
         let origin = self.origin.load(Ordering::Relaxed);
         let deadline = |e: &Entry| e.tat.saturating_add(origin).max(e.blocked_until);
-        map.retain(|_, e| deadline(e) > now);
 
-        let target = self.shard_cap - self.shard_cap / 8;
-        if map.len() >= target.max(1) {
-            let mut deadlines: Vec<u64> = map.values().map(deadline).collect();
-            let cut = map.len() - target.min(map.len() - 1);
-            let (_, threshold, _) = deadlines.select_nth_unstable(cut - 1);
-            let threshold = *threshold;
-            map.retain(|_, e| deadline(e) > threshold);
-        }
+        let mut live: Vec<u64> = map.values().map(deadline).filter(|d| *d > now).collect();
+        let target = (self.shard_cap - self.shard_cap / 8).max(1);
+        let threshold = if live.len() >= target {
+            let cut = live.len() - target.min(live.len() - 1);
+            *live.select_nth_unstable(cut - 1).1
+        } else {
+            now
+        };
+
+        let mut kept = Map::with_capacity_and_hasher(self.shard_cap, Default::default());
+        kept.extend(map.drain().filter(|(_, e)| deadline(e) > threshold));
+        *map = kept;
     }
 
     fn blocked_until(&self, key: u128) -> Option<Duration> {
@@ -400,9 +413,12 @@ mod tests {
     }
 
     fn q(requests: u32, secs: u64, burst: u32) -> Quota {
-        Quota::new(NonZeroU32::new(requests).unwrap(), Duration::from_secs(secs))
-            .unwrap()
-            .with_burst(NonZeroU32::new(burst).unwrap())
+        Quota::new(
+            NonZeroU32::new(requests).unwrap(),
+            Duration::from_secs(secs),
+        )
+        .unwrap()
+        .with_burst(NonZeroU32::new(burst).unwrap())
     }
 
     fn start() -> ManualClock {
@@ -432,7 +448,12 @@ mod tests {
     #[test]
     fn mitigation_keeps_a_key_refused_whatever_its_rate() {
         let clock = start();
-        let c = counter(&clock, &[q(60, 60, 1)], Some(Duration::from_secs(600)), 1000);
+        let c = counter(
+            &clock,
+            &[q(60, 60, 1)],
+            Some(Duration::from_secs(600)),
+            1000,
+        );
         assert!(c.check(1, 0).allowed);
         let tripped = c.check(1, 0);
         assert!(!tripped.allowed);
@@ -469,12 +490,16 @@ mod tests {
         for i in 0u32..200_000 {
             let k = palisade_core::SessionId::digest_parts(&key, 9, b"s", &i.to_le_bytes());
             assert!(c.check(k.as_u128(), 0).allowed);
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 assert!(c.len() <= cap, "over the cap at {i}");
             }
         }
         assert!(c.len() <= cap, "{} keys held, cap {cap}", c.len());
-        assert!(c.len() >= cap / 2, "evicted far more than needed: {}", c.len());
+        assert!(
+            c.len() >= cap / 2,
+            "evicted far more than needed: {}",
+            c.len()
+        );
         assert!(c.capacity() <= cap);
     }
 
@@ -492,7 +517,10 @@ mod tests {
             c.check(k, 0);
         }
         assert!(c.len() <= 16);
-        assert!(!c.check(heavy, 0).allowed, "the key nearest its limit was kept");
+        assert!(
+            !c.check(heavy, 0).allowed,
+            "the key nearest its limit was kept"
+        );
 
         // An hour later every key held is idle; fresh keys replace them all
         // and none of the fresh ones is evicted.
@@ -500,7 +528,11 @@ mod tests {
         for k in 1000..1015 {
             c.check(k, 0);
         }
-        assert_eq!(c.len(), 15, "the idle keys were dropped, the fresh ones kept");
+        assert_eq!(
+            c.len(),
+            15,
+            "the idle keys were dropped, the fresh ones kept"
+        );
     }
 
     #[test]

@@ -54,6 +54,23 @@ pub struct CounterSpec<'a> {
     pub max_keys: NonZeroUsize,
 }
 
+impl<'a> CounterSpec<'a> {
+    /// The state of rule `rule` with `quotas` (default first, then tiers).
+    pub const fn new(
+        rule: &'a str,
+        quotas: &'a [Quota],
+        mitigation: Option<Duration>,
+        max_keys: NonZeroUsize,
+    ) -> Self {
+        Self {
+            rule,
+            quotas,
+            mitigation,
+            max_keys,
+        }
+    }
+}
+
 /// A store's answer to one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,9 +150,7 @@ impl fmt::Display for StoreError {
 
 impl Error for StoreError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
 }
 
