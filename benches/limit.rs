@@ -137,7 +137,9 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     // Never reached: every request takes the allowed path.
     let quota = Quota::per_second(NonZeroU32::new(1_000_000_000).unwrap());
+    // Auto-detection off: this measures sessions plus rate limiting.
     let shield = Shield::builder()
+        .without_auto_detect()
         .identifier(identifier())
         .rate_limit(Rule::builder("per-session", quota).build().unwrap())
         .build()
@@ -147,7 +149,7 @@ fn bench(c: &mut Criterion) {
     one_thread(
         c,
         "limit/session_only/1thread",
-        sessions.layer(router()),
+        sessions.clone().layer(router()),
         &tokens,
     );
     one_thread(c, "limit/shield/1thread", shield.layer(router()), &tokens);
@@ -165,6 +167,12 @@ fn bench(c: &mut Criterion) {
     });
 
     two_threads(c, "limit/bare_router/2threads", router(), &tokens);
+    two_threads(
+        c,
+        "limit/session_only/2threads",
+        sessions.layer(router()),
+        &tokens,
+    );
     two_threads(c, "limit/shield/2threads", shield.layer(router()), &tokens);
 }
 

@@ -23,6 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use palisade_core::{ConfigError, SessionKey};
+use palisade_limit::{Rule, TrustedProxies};
 use palisade_session::{AutoDetect, Identifier};
 use serde::Deserialize;
 
@@ -39,6 +40,22 @@ pub struct ShieldConfig {
     /// Session identifier detection.
     #[serde(default)]
     auto_detect: AutoDetectSection,
+    /// Rate limit rules.
+    #[serde(default)]
+    rate_limits: RateLimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitsSection {
+    /// Rules, each checked as it is read (see [`Rule`]'s documentation for
+    /// the fields).
+    #[serde(default)]
+    rules: Vec<Rule>,
+    /// Proxies (addresses or CIDR networks) whose forwarded headers give
+    /// the client IP.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +234,14 @@ impl ShieldConfig {
             builder = builder.session_key(key_from_env(var)?);
         }
 
+        for rule in self.rate_limits.rules {
+            builder = builder.rate_limit(rule);
+        }
+        if !self.rate_limits.trusted_proxies.is_empty() {
+            builder =
+                builder.trusted_proxies(TrustedProxies::new(&self.rate_limits.trusted_proxies)?);
+        }
+
         let auto = self.auto_detect;
         if auto.enabled {
             let mut detector = AutoDetect::builder();
@@ -359,6 +384,45 @@ min_sample = 500
             ["header:x-api-key", "cookie:session", "claim:auth0:$.sub"]
         );
         assert_eq!(shield.auto_detect().unwrap().report().threshold, 0.02);
+    }
+
+    #[test]
+    fn rate_limit_rules_are_read() {
+        let text = r#"
+[rate_limits]
+trusted_proxies = ["10.0.0.0/8"]
+
+[[rate_limits.rules]]
+name = "per-session"
+quota = { requests = 100, period_secs = 60, burst = 20 }
+endpoints = [{ method = "POST", path = "/orders" }]
+count_by = ["session", { header = "x-tenant" }]
+action = "log"
+mitigation_secs = 600
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        let rules = shield.rate_limits().rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].name(), "per-session");
+        assert_eq!(rules[0].quota().burst().get(), 20);
+        assert_eq!(rules[0].action(), palisade_limit::Action::Log);
+        assert_eq!(rules[0].mitigation(), Some(Duration::from_secs(600)));
+
+        let bad =
+            "[[rate_limits.rules]]\nname = \"r\"\nquota = { requests = 0, period_secs = 1 }\n";
+        let err = ShieldConfig::from_toml(bad).unwrap_err();
+        assert_eq!(err.line(), Some(3), "the quota's line: {err}");
+        let bad = "[rate_limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n";
+        let err = ShieldConfig::from_toml(bad)
+            .unwrap()
+            .into_builder()
+            .unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]

@@ -79,8 +79,7 @@ pub enum Missing {
 /// assert_eq!(rule.name(), "per-key");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RuleSpec")]
+#[derive(Clone, PartialEq)]
 pub struct Rule {
     pub(crate) name: &'static str,
     endpoints: Vec<Selector>,
@@ -495,6 +494,13 @@ struct TiersSpec {
 struct TierSpec {
     value: String,
     quota: Quota,
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spec = RuleSpec::deserialize(deserializer)?;
+        Rule::try_from(spec).map_err(serde::de::Error::custom)
+    }
 }
 
 impl TryFrom<RuleSpec> for Rule {
