@@ -24,11 +24,23 @@ impl VerifiedClaims {
 
     /// Records the claims of a token verified under configuration `config`.
     pub fn insert(&mut self, config: &str, claims: Arc<Value>) {
-        let config = crate::intern::intern(config);
+        self.insert_static(crate::intern::intern(config), claims);
+    }
+
+    /// Records the claims of a token verified under configuration `config`,
+    /// given as [`interned`](Self::intern_config): no lookup in the shared
+    /// table of names, so this is the form for the request path.
+    pub fn insert_static(&mut self, config: &'static str, claims: Arc<Value>) {
         match self.tokens.iter_mut().find(|(id, _)| *id == config) {
             Some(slot) => slot.1 = claims,
             None => self.tokens.push((config, claims)),
         }
+    }
+
+    /// The `'static` copy of a configuration id, made once when a layer is
+    /// built, for [`insert_static`](Self::insert_static).
+    pub fn intern_config(config: &str) -> &'static str {
+        crate::intern::intern(config)
     }
 
     /// The claims verified under configuration `config`.
@@ -68,5 +80,9 @@ mod tests {
         assert_eq!(claims.get("auth0").unwrap()["sub"], "u2");
         assert!(claims.get("other").is_none());
         assert_eq!(format!("{claims:?}"), r#"{"auth0"}"#);
+        let id = VerifiedClaims::intern_config("okta");
+        claims.insert_static(id, Arc::new(serde_json::json!({"sub": "u3"})));
+        assert_eq!(claims.get("okta").unwrap()["sub"], "u3");
+        assert_eq!(claims.configs().collect::<Vec<_>>(), ["auth0", "okta"]);
     }
 }
