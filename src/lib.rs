@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`core`] (`palisade-core`) | shared vocabulary: [`SessionId`], [`Session`], [`Endpoint`], the clock, errors |
 //! | [`session`] (`palisade-session`) | the session layer: header, cookie and JWT claim identifiers |
+//! | [`jwt`] (`palisade-jwt`) | JWT validation: token configurations, cached verification, key rotation, [`Claims`] |
 //! | [`limit`] (`palisade-limit`) | the rate limit layer: rules, quotas, stores |
 //!
 //! # Example
@@ -38,6 +39,7 @@ mod config;
 mod shield;
 
 pub use palisade_core as core;
+pub use palisade_jwt as jwt;
 pub use palisade_limit as limit;
 pub use palisade_session as session;
 
@@ -45,6 +47,11 @@ pub use config::{ConfigFileError, ShieldConfig};
 pub use palisade_core::{
     ClientAddr, Clock, ConfigError, Endpoint, EndpointCatalogue, ManualClock, RateLimitDecision,
     RateLimitOutcome, Session, SessionId, SessionKey, SessionSource, SystemClock,
+};
+#[cfg(feature = "axum")]
+pub use palisade_jwt::Claims;
+pub use palisade_jwt::{
+    JwtLayer, JwtRejection, RejectionKind, TokenAction, TokenConfig, TokenKeys, TokenPolicy,
 };
 pub use palisade_limit::{
     Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use palisade_core::{ConfigError, EndpointCatalogue, RateLimitDecision, SessionKey};
+use palisade_core::{ConfigError, EndpointCatalogue, RateLimitDecision, SessionKey, SharedClock};
+use palisade_jwt::{JwtLayer, JwtLayerBuilder, JwtService, TokenConfig, TokenKeys, TokenPolicy};
 use palisade_limit::{
     RateLimit, RateLimitLayer, RateLimitLayerBuilder, Rule, Store, TrustedProxies,
 };
@@ -13,29 +14,41 @@ use palisade_session::{
 };
 use tower_layer::Layer;
 
-/// All of Palisade's layers, stacked in the order the design gives:
-/// session (with the auto-detect layer just inside it), then rate limit,
-/// then the application.
+/// All of Palisade's layers, stacked in the order the design gives: JWT
+/// validation, session (with the auto-detect layer just inside it), then
+/// rate limit, then the application.
 ///
-/// The JWT and learning layers join as they land. Every layer is always
-/// applied; one with nothing configured passes requests on at the cost of
-/// a branch. Apply the shield with `Router::layer`, a `ServiceBuilder`, or
-/// directly to any tower service.
+/// The learning layer joins as it lands. Every layer is always applied;
+/// one with nothing configured passes requests on at the cost of a branch.
+/// Apply the shield with `Router::layer`, a `ServiceBuilder`, or directly
+/// to any tower service.
 #[derive(Clone, Debug)]
 pub struct Shield {
+    jwt: JwtLayer,
     sessions: SessionLayer,
     auto_detect: Option<AutoDetect>,
     limits: RateLimitLayer,
 }
 
 /// The service a [`Shield`] wraps around an application.
-pub type ShieldService<S> = SessionService<AutoDetectService<RateLimit<S, Store>>>;
+pub type ShieldService<S> = JwtService<SessionService<AutoDetectService<RateLimit<S, Store>>>>;
 
 impl Shield {
     /// A builder with nothing configured: requests are anonymous until
     /// auto-detection chooses an identifier, and unlimited.
     pub fn builder() -> ShieldBuilder {
         ShieldBuilder::default()
+    }
+
+    /// The JWT validation layer, outermost in the shield.
+    pub fn jwt(&self) -> &JwtLayer {
+        &self.jwt
+    }
+
+    /// The handle on the keys of token configuration `id`, to rotate them
+    /// while serving.
+    pub fn token_keys(&self, id: &str) -> Option<TokenKeys> {
+        self.jwt.keys(id)
     }
 
     /// The session layer inside the shield.
@@ -64,7 +77,8 @@ impl<S> Layer<S> for Shield {
             Some(auto) => auto.layer(),
             None => AutoDetectLayer::off(),
         };
-        self.sessions.layer(auto.layer(self.limits.layer(inner)))
+        self.jwt
+            .layer(self.sessions.layer(auto.layer(self.limits.layer(inner))))
     }
 }
 
@@ -72,6 +86,8 @@ impl<S> Layer<S> for Shield {
 #[derive(Debug)]
 #[must_use]
 pub struct ShieldBuilder {
+    jwt: JwtLayerBuilder,
+    session_key: Option<SessionKey>,
     sessions: SessionLayerBuilder,
     auto_detect: Option<AutoDetect>,
     limits: RateLimitLayerBuilder<Store>,
@@ -80,6 +96,8 @@ pub struct ShieldBuilder {
 impl Default for ShieldBuilder {
     fn default() -> Self {
         Self {
+            jwt: JwtLayerBuilder::default(),
+            session_key: None,
             sessions: SessionLayerBuilder::default(),
             auto_detect: Some(AutoDetect::new()),
             limits: RateLimitLayerBuilder::default(),
@@ -95,10 +113,40 @@ impl ShieldBuilder {
     }
 
     /// Sets the key of the session digest, shared by a fleet; rate limit
-    /// keys are hashed with it too.
+    /// keys and the JWT layer's verdict cache are hashed with it too.
     pub fn session_key(mut self, key: SessionKey) -> Self {
         self.sessions = self.sessions.key(key.clone());
-        self.limits = self.limits.key(key);
+        self.limits = self.limits.key(key.clone());
+        self.session_key = Some(key);
+        self
+    }
+
+    /// Adds a token configuration to the JWT layer, tried after those added
+    /// before it. Its claims become readable by
+    /// [`Identifier::claim`](palisade_session::Identifier::claim) with the
+    /// configuration's id.
+    pub fn token(mut self, config: TokenConfig) -> Self {
+        self.jwt = self.jwt.token(config);
+        self
+    }
+
+    /// Adds a policy saying what missing and invalid tokens of one
+    /// configuration get, on which endpoints (see [`TokenPolicy`]).
+    pub fn token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.jwt = self.jwt.policy(policy);
+        self
+    }
+
+    /// The clock the JWT layer reads `exp`, `nbf` and cache lifetimes from;
+    /// the system clock by default.
+    pub fn jwt_clock(mut self, clock: SharedClock) -> Self {
+        self.jwt = self.jwt.clock(clock);
+        self
+    }
+
+    /// Replaces the JWT layer's builder as a whole, for its cache settings.
+    pub fn jwt(mut self, jwt: JwtLayerBuilder) -> Self {
+        self.jwt = jwt;
         self
     }
 
@@ -150,8 +198,10 @@ impl ShieldBuilder {
         self
     }
 
-    /// Sets the endpoint catalogue requests are resolved with.
+    /// Sets the endpoint catalogue requests are resolved with, by the JWT
+    /// layer's policies and the rate limit rules alike.
     pub fn endpoints(mut self, catalogue: EndpointCatalogue) -> Self {
+        self.jwt = self.jwt.endpoints(catalogue.clone());
         self.limits = self.limits.catalogue(catalogue);
         self
     }
@@ -162,7 +212,12 @@ impl ShieldBuilder {
         if let Some(auto) = &self.auto_detect {
             sessions = sessions.auto_detect(auto);
         }
+        let mut jwt = self.jwt;
+        if let Some(key) = self.session_key {
+            jwt = jwt.key(key);
+        }
         Ok(Shield {
+            jwt: jwt.build()?,
             sessions: sessions.build()?,
             auto_detect: self.auto_detect,
             limits: self.limits.build()?,

@@ -35,8 +35,7 @@ pub(crate) fn decode(input: &[u8]) -> Option<Vec<u8>> {
 /// Encodes as unpadded base64url.
 #[cfg(test)]
 pub(crate) fn encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
         let n = chunk

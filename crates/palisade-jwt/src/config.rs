@@ -132,6 +132,8 @@ pub struct TokenConfig {
     pub(crate) sources: Vec<TokenSource>,
     pub(crate) keys: Arc<KeyStore>,
     pub(crate) checks: Checks,
+    #[cfg(feature = "remote-jwks")]
+    remote: Option<crate::remote::RemoteStatus>,
 }
 
 impl TokenConfig {
@@ -150,6 +152,8 @@ impl TokenConfig {
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             },
             error: None,
+            #[cfg(feature = "remote-jwks")]
+            remote: None,
         }
     }
 
@@ -187,7 +191,9 @@ impl TokenConfig {
                 reason: format!("{:?} is not \"jwt\"", parsed.token_type),
             });
         }
-        let mut builder = Self::builder(id).title(&parsed.title).jwks(parsed.credentials);
+        let mut builder = Self::builder(id)
+            .title(&parsed.title)
+            .jwks(parsed.credentials);
         for source in parsed.token_sources {
             builder = match source {
                 JsonSource::Header { name } => builder.header(&name),
@@ -232,6 +238,12 @@ impl TokenConfig {
         TokenKeys {
             store: self.keys.clone(),
         }
+    }
+
+    /// The state of the remote key set, when the keys are fetched.
+    #[cfg(feature = "remote-jwks")]
+    pub fn remote_status(&self) -> Option<&crate::remote::RemoteStatus> {
+        self.remote.as_ref()
     }
 
     /// The token in a request, from the first source that has one.
@@ -289,6 +301,8 @@ pub struct TokenConfigBuilder {
     jwks: Option<JwkSet>,
     checks: Checks,
     error: Option<ConfigError>,
+    #[cfg(feature = "remote-jwks")]
+    remote: Option<crate::remote::RemoteJwks>,
 }
 
 impl TokenConfigBuilder {
@@ -337,6 +351,16 @@ impl TokenConfigBuilder {
             Ok(set) => self.jwks(set),
             Err(e) => self.fail(e),
         }
+    }
+
+    /// Fetches the keys from a URL and refreshes them in the background
+    /// (see [`remote`](crate::remote)); keys given with
+    /// [`jwks`](Self::jwks) serve until the first fetch lands. The
+    /// configuration must then be built inside a tokio runtime.
+    #[cfg(feature = "remote-jwks")]
+    pub fn remote_jwks(mut self, remote: crate::remote::RemoteJwks) -> Self {
+        self.remote = Some(remote);
+        self
     }
 
     /// Accepts tokens whose `iss` is `issuer`; once any issuer is given,
@@ -403,15 +427,31 @@ impl TokenConfigBuilder {
                 value: format!("0 for {id:?}"),
             });
         }
+        #[cfg(feature = "remote-jwks")]
+        let remote_given = self.remote.is_some();
+        #[cfg(not(feature = "remote-jwks"))]
+        let remote_given = false;
         let keys = match &self.jwks {
             Some(set) => parse_strict(id, set)?,
-            None => Vec::new(),
+            None if remote_given => Vec::new(),
+            None => {
+                return Err(ConfigError::Invalid {
+                    what: format!("keys of token configuration {id:?}"),
+                    reason: "none given: give a JWKS".to_owned(),
+                });
+            }
         };
+        let keys = Arc::new(KeyStore::new(id, keys));
         Ok(TokenConfig {
             id,
             title: self.title,
             sources: self.sources,
-            keys: Arc::new(KeyStore::new(id, keys)),
+            #[cfg(feature = "remote-jwks")]
+            remote: match self.remote {
+                Some(remote) => Some(remote.start(&keys)?),
+                None => None,
+            },
+            keys,
             checks: self.checks,
         })
     }
@@ -443,7 +483,7 @@ mod tests {
         let config = TokenConfig::builder("c")
             .header("x-token")
             .cookie("jwt")
-            .required_claims(Vec::<String>::new())
+            .jwks_json(r#"{"keys": []}"#)
             .build()
             .unwrap();
         let mut headers = HeaderMap::new();
@@ -458,11 +498,19 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         let err = TokenConfig::builder("c").header("bad header").build();
-        assert!(matches!(err, Err(ConfigError::InvalidHeaderName { name }) if name == "bad header"));
+        assert!(
+            matches!(err, Err(ConfigError::InvalidHeaderName { name }) if name == "bad header")
+        );
         let err = TokenConfig::builder("c").cookie("a;b").build().unwrap_err();
         assert!(err.to_string().contains("\"a;b\""));
         let err = TokenConfig::builder("c").build().unwrap_err();
         assert!(err.to_string().contains("0 for \"c\""), "{err}");
+        let err = TokenConfig::builder("c").header("x").build().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keys of token configuration \"c\""),
+            "{err}"
+        );
         let mut five = TokenConfig::builder("c");
         for name in ["a", "b", "c", "d", "e"] {
             five = five.header(name);

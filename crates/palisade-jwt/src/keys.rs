@@ -182,12 +182,10 @@ fn check_strength(params: &AlgorithmParameters, alg: Algorithm) -> Result<(), St
             }
             Ok(())
         }
-        (AlgorithmParameters::EllipticCurve(ec), ES256 | ES384) => {
-            match (&ec.curve, alg) {
-                (EllipticCurve::P256, ES256) | (EllipticCurve::P384, ES384) => Ok(()),
-                (curve, _) => Err(format!("curve {curve:?} does not fit {alg:?}")),
-            }
-        }
+        (AlgorithmParameters::EllipticCurve(ec), ES256 | ES384) => match (&ec.curve, alg) {
+            (EllipticCurve::P256, ES256) | (EllipticCurve::P384, ES384) => Ok(()),
+            (curve, _) => Err(format!("curve {curve:?} does not fit {alg:?}")),
+        },
         (AlgorithmParameters::OctetKeyPair(okp), EdDSA) => match okp.curve {
             EllipticCurve::Ed25519 => Ok(()),
             ref curve => Err(format!("curve {curve:?} does not fit EdDSA; use Ed25519")),
@@ -253,6 +251,7 @@ impl KeyStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
     pub(crate) fn on_unknown_kid(&self, hook: Box<dyn Fn() + Send + Sync>) -> bool {
         self.unknown_kid.set(hook).is_ok()
     }
@@ -301,7 +300,12 @@ impl TokenKeys {
 
     /// The `kid`s of the current keys.
     pub fn kids(&self) -> Vec<String> {
-        self.store.current().keys.iter().map(|k| k.kid.clone()).collect()
+        self.store
+            .current()
+            .keys
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect()
     }
 
     /// How many times the keys were replaced.

@@ -12,7 +12,7 @@ use tower_layer::Layer;
 
 use crate::config::TokenConfig;
 use crate::keys::TokenKeys;
-use crate::policy::{Action, TokenPolicy};
+use crate::policy::{TokenAction, TokenPolicy};
 use crate::rejection::{JwtRejection, RejectionKind};
 use crate::service::JwtService;
 use crate::verify::{CacheSettings, Verifier};
@@ -105,7 +105,7 @@ impl JwtState {
                 .policies
                 .iter()
                 .find(|p| p.applies(method, endpoint))
-                .map_or(Action::Ignore, |p| match kind {
+                .map_or(TokenAction::Ignore, |p| match kind {
                     RejectionKind::Missing => p.missing,
                     _ => p.invalid,
                 });
@@ -114,8 +114,8 @@ impl JwtState {
                 kind,
             };
             match action {
-                Action::Ignore => {}
-                Action::Log => {
+                TokenAction::Ignore => {}
+                TokenAction::Log => {
                     tracing::debug!(
                         target: TRACE_TARGET,
                         config = config.id,
@@ -125,7 +125,7 @@ impl JwtState {
                     );
                     logged.get_or_insert(rejection);
                 }
-                Action::Block => {
+                TokenAction::Block => {
                     tracing::debug!(
                         target: TRACE_TARGET,
                         config = config.id,
@@ -214,10 +214,7 @@ impl Default for JwtLayer {
 impl fmt::Debug for JwtLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtLayer")
-            .field(
-                "configs",
-                &self.configs().map(|c| c.id).collect::<Vec<_>>(),
-            )
+            .field("configs", &self.configs().map(|c| c.id).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

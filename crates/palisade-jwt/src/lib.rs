@@ -19,7 +19,7 @@
 //! # Example
 //!
 //! ```
-//! use palisade_jwt::{Action, JwtLayer, TokenConfig, TokenPolicy};
+//! use palisade_jwt::{TokenAction, JwtLayer, TokenConfig, TokenPolicy};
 //! use tower::{Service, ServiceExt, service_fn};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -30,7 +30,7 @@
 //!     .build()?;
 //! let layer = JwtLayer::builder()
 //!     .token(config)
-//!     .policy(TokenPolicy::new("partners").on_missing(Action::Block))
+//!     .policy(TokenPolicy::new("partners").on_missing(TokenAction::Block))
 //!     .build()?;
 //!
 //! let app = tower::ServiceBuilder::new()
@@ -93,6 +93,6 @@ pub use layer::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_FAILURE_CACHE_LIFETIME, DEFAULT_MAX_CACHE_LIFETIME, JwtLayer,
     JwtLayerBuilder, TRACE_TARGET,
 };
-pub use policy::{Action, TokenPolicy};
+pub use policy::{TokenAction, TokenPolicy};
 pub use rejection::{JwtRejection, RejectionKind};
 pub use service::JwtService;

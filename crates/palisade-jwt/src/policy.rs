@@ -5,7 +5,7 @@ use palisade_core::{ConfigError, Endpoint};
 
 /// What the layer does with a request whose token is missing or invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum TokenAction {
     /// Let it through silently.
     Ignore,
     /// Let it through, log the reason at DEBUG and put a
@@ -24,14 +24,15 @@ struct Selector {
 
 impl Selector {
     fn parse(method: &str, template: &str) -> Result<Self, ConfigError> {
-        let method = match method {
-            "*" => None,
-            m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| {
-                ConfigError::InvalidMethod {
-                    method: m.to_owned(),
-                }
-            })?),
-        };
+        let method =
+            match method {
+                "*" => None,
+                m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| {
+                    ConfigError::InvalidMethod {
+                        method: m.to_owned(),
+                    }
+                })?),
+            };
         let template = match template {
             "*" => None,
             t if t.starts_with('/') => Some(t.to_owned()),
@@ -68,10 +69,10 @@ impl Selector {
 /// [`preflight_passes(false)`](Self::preflight_passes).
 ///
 /// ```
-/// use palisade_jwt::{Action, TokenPolicy};
+/// use palisade_jwt::{TokenAction, TokenPolicy};
 ///
 /// let policy = TokenPolicy::new("auth0")
-///     .on_missing(Action::Block)
+///     .on_missing(TokenAction::Block)
 ///     .exclude("GET", "/health")?
 ///     .exclude("*", "/public/{*rest}")?;
 /// # let _ = policy;
@@ -83,8 +84,8 @@ pub struct TokenPolicy {
     pub(crate) config: String,
     include: Vec<Selector>,
     exclude: Vec<Selector>,
-    pub(crate) missing: Action,
-    pub(crate) invalid: Action,
+    pub(crate) missing: TokenAction,
+    pub(crate) invalid: TokenAction,
     preflight_passes: bool,
 }
 
@@ -96,20 +97,20 @@ impl TokenPolicy {
             config: config.to_owned(),
             include: Vec::new(),
             exclude: Vec::new(),
-            missing: Action::Ignore,
-            invalid: Action::Block,
+            missing: TokenAction::Ignore,
+            invalid: TokenAction::Block,
             preflight_passes: true,
         }
     }
 
     /// What a request without a token gets.
-    pub fn on_missing(mut self, action: Action) -> Self {
+    pub fn on_missing(mut self, action: TokenAction) -> Self {
         self.missing = action;
         self
     }
 
     /// What a request with a token that does not verify gets.
-    pub fn on_invalid(mut self, action: Action) -> Self {
+    pub fn on_invalid(mut self, action: TokenAction) -> Self {
         self.invalid = action;
         self
     }

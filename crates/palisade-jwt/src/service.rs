@@ -88,9 +88,10 @@ fn unauthorized(rejection: JwtRejection) -> Response<Full<Bytes>> {
         rejection.config
     ))
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     response.extensions_mut().insert(rejection);
     response
 }

@@ -107,11 +107,23 @@ impl Verifier {
 
         if let Some(verdict) = self.cache.get(&digest)
             && now < verdict.until
-            && (verdict.generation == generation
-                || (verdict.outcome.is_ok()
-                    && self.config.keys.current().has_serial(verdict.serial)))
         {
-            return verdict.outcome.clone();
+            if verdict.generation == generation {
+                return verdict.outcome.clone();
+            }
+            // Keys were replaced since: a success counts if its key stayed,
+            // and is renewed under the new generation; a refusal is redone.
+            if verdict.outcome.is_ok() && self.config.keys.current().has_serial(verdict.serial) {
+                let renewed = Verdict {
+                    outcome: verdict.outcome.clone(),
+                    until: verdict.until,
+                    ttl: verdict.until.saturating_sub(now),
+                    generation,
+                    serial: verdict.serial,
+                };
+                self.cache.insert(digest, Arc::new(renewed));
+                return verdict.outcome.clone();
+            }
         }
 
         let (outcome, serial, valid_until) = self.verify_uncached(token, now);
@@ -152,11 +164,10 @@ impl Verifier {
         };
 
         let header = base64url::decode(header).ok_or(RejectionKind::BadBase64)?;
-        let header: Header =
-            serde_json::from_slice(&header).map_err(|_| RejectionKind::BadJson)?;
+        let header: Header = serde_json::from_slice(&header).map_err(|_| RejectionKind::BadJson)?;
         // `none` and anything unknown stop here: there is no key for them.
-        let alg = Algorithm::from_str(&header.alg)
-            .map_err(|_| RejectionKind::UnsupportedAlgorithm)?;
+        let alg =
+            Algorithm::from_str(&header.alg).map_err(|_| RejectionKind::UnsupportedAlgorithm)?;
 
         let keys = self.config.keys.current();
         let Some(key) = header.kid.as_deref().and_then(|kid| keys.find(kid)) else {
@@ -282,20 +293,45 @@ mod tests {
             Ok(Duration::from_secs(1_060))
         );
         let cases = [
-            (json!({"iss": "iss-a", "aud": "api"}), RejectionKind::MissingClaim),
-            (json!({"exp": "soon", "iss": "iss-a", "aud": "api"}), RejectionKind::MissingClaim),
-            (json!({"exp": 940, "iss": "iss-a", "aud": "api"}), RejectionKind::Expired),
+            (
+                json!({"iss": "iss-a", "aud": "api"}),
+                RejectionKind::MissingClaim,
+            ),
+            (
+                json!({"exp": "soon", "iss": "iss-a", "aud": "api"}),
+                RejectionKind::MissingClaim,
+            ),
+            (
+                json!({"exp": 940, "iss": "iss-a", "aud": "api"}),
+                RejectionKind::Expired,
+            ),
             (
                 json!({"exp": 2000, "nbf": 1061, "iss": "iss-a", "aud": "api"}),
                 RejectionKind::NotYetValid,
             ),
-            (json!({"exp": 2000, "iss": "iss-b", "aud": "api"}), RejectionKind::WrongIssuer),
-            (json!({"exp": 2000, "aud": "api"}), RejectionKind::WrongIssuer),
-            (json!({"exp": 2000, "iss": "iss-a", "aud": "web"}), RejectionKind::WrongAudience),
-            (json!({"exp": 2000, "iss": "iss-a"}), RejectionKind::WrongAudience),
+            (
+                json!({"exp": 2000, "iss": "iss-b", "aud": "api"}),
+                RejectionKind::WrongIssuer,
+            ),
+            (
+                json!({"exp": 2000, "aud": "api"}),
+                RejectionKind::WrongIssuer,
+            ),
+            (
+                json!({"exp": 2000, "iss": "iss-a", "aud": "web"}),
+                RejectionKind::WrongAudience,
+            ),
+            (
+                json!({"exp": 2000, "iss": "iss-a"}),
+                RejectionKind::WrongAudience,
+            ),
         ];
         for (claims, expected) in cases {
-            assert_eq!(check_claims(&claims, &checks(), now), Err(expected), "{claims}");
+            assert_eq!(
+                check_claims(&claims, &checks(), now),
+                Err(expected),
+                "{claims}"
+            );
         }
         let within = json!({"exp": 2000, "nbf": 1060, "iss": "iss-a", "aud": "api"});
         assert!(check_claims(&within, &checks(), now).is_ok());

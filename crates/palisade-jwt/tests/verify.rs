@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::Request;
 use jsonwebtoken::{Algorithm, Header};
 use palisade_core::{ManualClock, VerifiedClaims};
-use palisade_jwt::{Action, JwtLayer, RejectionKind, TokenConfig, TokenPolicy};
+use palisade_jwt::{JwtLayer, RejectionKind, TokenAction, TokenConfig, TokenPolicy};
 use serde_json::{Value, json};
 use support::{NOW, TestKey, b64, claims, jwks, key, sign};
 
@@ -23,8 +23,8 @@ fn layer(config: TokenConfig, clock: &ManualClock) -> JwtLayer {
         .token(config)
         .policy(
             TokenPolicy::new(id)
-                .on_missing(Action::Block)
-                .on_invalid(Action::Block),
+                .on_missing(TokenAction::Block)
+                .on_invalid(TokenAction::Block),
         )
         .clock(clock.shared())
         .build()
@@ -32,7 +32,10 @@ fn layer(config: TokenConfig, clock: &ManualClock) -> JwtLayer {
 }
 
 fn check(layer: &JwtLayer, header: (&str, &str)) -> Result<VerifiedClaims, RejectionKind> {
-    let mut request = Request::get("/").header(header.0, header.1).body(()).unwrap();
+    let mut request = Request::get("/")
+        .header(header.0, header.1)
+        .body(())
+        .unwrap();
     layer.check(&mut request).map_err(|r| r.kind())
 }
 
@@ -102,7 +105,12 @@ fn with(patch: Value) -> Value {
 }
 
 /// A token with a hand-made header, signed by `key` as HMAC or its own alg.
-fn forge(header: Value, payload: &[u8], signer: &jsonwebtoken::EncodingKey, alg: Algorithm) -> String {
+fn forge(
+    header: Value,
+    payload: &[u8],
+    signer: &jsonwebtoken::EncodingKey,
+    alg: Algorithm,
+) -> String {
     let message = format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload));
     let signature = jsonwebtoken::crypto::sign(message.as_bytes(), signer, alg).unwrap();
     format!("{message}.{signature}")
@@ -133,7 +141,11 @@ fn each_bad_token_is_refused_with_its_reason() {
     let cases: Vec<(&str, String, RejectionKind)> = vec![
         (
             "alg none",
-            format!("{}.{}.", b64(br#"{"alg":"none","kid":"rsa"}"#), b64(payload.as_bytes())),
+            format!(
+                "{}.{}.",
+                b64(br#"{"alg":"none","kid":"rsa"}"#),
+                b64(payload.as_bytes())
+            ),
             RejectionKind::UnsupportedAlgorithm,
         ),
         (
@@ -186,39 +198,84 @@ fn each_bad_token_is_refused_with_its_reason() {
             sign(&s.hs, &with(json!({"nbf": NOW + 61}))),
             RejectionKind::NotYetValid,
         ),
-        ("tampered payload", format!("{h}.{other_payload}.{sig}"), RejectionKind::BadSignature),
-        ("tampered signature", format!("{h}.{p}.{flipped}"), RejectionKind::BadSignature),
-        ("bad base64url", format!("{h}.{p}*.{sig}"), RejectionKind::BadBase64),
-        ("padded base64", format!("{h}.{p}=.{sig}"), RejectionKind::BadBase64),
+        (
+            "tampered payload",
+            format!("{h}.{other_payload}.{sig}"),
+            RejectionKind::BadSignature,
+        ),
+        (
+            "tampered signature",
+            format!("{h}.{p}.{flipped}"),
+            RejectionKind::BadSignature,
+        ),
+        (
+            "bad base64url",
+            format!("{h}.{p}*.{sig}"),
+            RejectionKind::BadBase64,
+        ),
+        (
+            "padded base64",
+            format!("{h}.{p}=.{sig}"),
+            RejectionKind::BadBase64,
+        ),
         (
             "bad JSON payload, validly signed",
-            forge(json!({"alg": "HS256", "kid": "hs"}), b"{not json", &s.hs.encoding, Algorithm::HS256),
+            forge(
+                json!({"alg": "HS256", "kid": "hs"}),
+                b"{not json",
+                &s.hs.encoding,
+                Algorithm::HS256,
+            ),
             RejectionKind::BadJson,
         ),
         (
             "payload that is not an object",
-            forge(json!({"alg": "HS256", "kid": "hs"}), b"[1]", &s.hs.encoding, Algorithm::HS256),
+            forge(
+                json!({"alg": "HS256", "kid": "hs"}),
+                b"[1]",
+                &s.hs.encoding,
+                Algorithm::HS256,
+            ),
             RejectionKind::BadJson,
         ),
-        ("bad JSON header", format!("{}.{p}.{sig}", b64(b"{\"alg\"")), RejectionKind::BadJson),
+        (
+            "bad JSON header",
+            format!("{}.{p}.{sig}", b64(b"{\"alg\"")),
+            RejectionKind::BadJson,
+        ),
         ("two parts", format!("{h}.{p}"), RejectionKind::Malformed),
-        ("oversized", format!("{h}.{}.{sig}", "A".repeat(9000)), RejectionKind::Oversized),
+        (
+            "oversized",
+            format!("{h}.{}.{sig}", "A".repeat(9000)),
+            RejectionKind::Oversized,
+        ),
         (
             "wrong iss",
             sign(&s.es, &with(json!({"iss": "https://evil.example"}))),
             RejectionKind::WrongIssuer,
         ),
-        ("wrong aud", sign(&s.es, &with(json!({"aud": ["web"]}))), RejectionKind::WrongAudience),
+        (
+            "wrong aud",
+            sign(&s.es, &with(json!({"aud": ["web"]}))),
+            RejectionKind::WrongAudience,
+        ),
         (
             "no exp",
-            sign(&s.es, &json!({"sub": "a", "iss": "https://id.example", "aud": "api"})),
+            sign(
+                &s.es,
+                &json!({"sub": "a", "iss": "https://id.example", "aud": "api"}),
+            ),
             RejectionKind::MissingClaim,
         ),
     ];
     for (name, token, expected) in cases {
         assert_eq!(bearer(&s.layer, &token).err(), Some(expected), "{name}");
         // The verdict is the same from the cache.
-        assert_eq!(bearer(&s.layer, &token).err(), Some(expected), "{name} (cached)");
+        assert_eq!(
+            bearer(&s.layer, &token).err(),
+            Some(expected),
+            "{name} (cached)"
+        );
     }
 
     // Within the leeway is fine.
@@ -261,7 +318,10 @@ fn weak_keys_are_refused_at_build_naming_the_key() {
         .build()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("\"short\"") && err.contains("63 bytes, at least 64"), "{err}");
+    assert!(
+        err.contains("\"short\"") && err.contains("63 bytes, at least 64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -314,10 +374,16 @@ fn refusals_are_cached_briefly() {
         .build()
         .unwrap();
     let token = sign(&k, &json!({"sub": "a", "exp": NOW + 600, "nbf": NOW + 5}));
-    assert_eq!(bearer(&layer, &token).err(), Some(RejectionKind::NotYetValid));
+    assert_eq!(
+        bearer(&layer, &token).err(),
+        Some(RejectionKind::NotYetValid)
+    );
     // Valid by now, but the refusal still counts for its 10 s.
     clock.advance(Duration::from_secs(6));
-    assert_eq!(bearer(&layer, &token).err(), Some(RejectionKind::NotYetValid));
+    assert_eq!(
+        bearer(&layer, &token).err(),
+        Some(RejectionKind::NotYetValid)
+    );
     clock.advance(Duration::from_secs(5));
     assert!(bearer(&layer, &token).is_ok());
 }
@@ -346,7 +412,10 @@ fn rotation_drops_verdicts_of_removed_keys_and_keeps_the_others() {
     assert_eq!(keys.generation(), 1);
     assert_eq!(keys.kids(), ["k1", "k2", "k3"]);
 
-    assert_eq!(bearer(&layer, &by_old).err(), Some(RejectionKind::BadSignature));
+    assert_eq!(
+        bearer(&layer, &by_old).err(),
+        Some(RejectionKind::BadSignature)
+    );
     assert!(bearer(&layer, &by_kept).is_ok());
     assert!(bearer(&layer, &sign(&new, &claims("c"))).is_ok());
     assert!(bearer(&layer, &sign(&added, &claims("d"))).is_ok());
@@ -359,7 +428,10 @@ fn rotation_drops_verdicts_of_removed_keys_and_keeps_the_others() {
 
     // Removing a key: its tokens stop counting at once, cached or not.
     keys.replace(&jwks(&[&new])).unwrap();
-    assert_eq!(bearer(&layer, &by_kept).err(), Some(RejectionKind::UnknownKey));
+    assert_eq!(
+        bearer(&layer, &by_kept).err(),
+        Some(RejectionKind::UnknownKey)
+    );
 }
 
 #[test]
