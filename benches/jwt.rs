@@ -15,6 +15,11 @@
 //!
 //! A last case runs the whole `Shield` with the session taken from the
 //! token's `sub` claim, repeated ES256 token.
+//!
+//! The machine is shared, so load moves between cases; the `overhead`
+//! cases time batches of the layered router and of the bare router in
+//! alternation and report the per-request difference, which load shifts
+//! affect far less than two separate medians.
 
 #[path = "../crates/palisade-jwt/tests/support/mod.rs"]
 mod support;
@@ -63,16 +68,9 @@ where
                 let mut done = 0;
                 while done < iters as usize {
                     let n = (iters as usize - done).min(1_000);
-                    let batch: Vec<_> = (0..n)
-                        .map(|_| {
-                            Request::get("/users/7")
-                                .header("authorization", header)
-                                .body(Body::empty())
-                                .unwrap()
-                        })
-                        .collect();
+                    let requests = batch(header, n);
                     let start = Instant::now();
-                    for request in batch {
+                    for request in requests {
                         let response = svc.call(request).await.unwrap();
                         black_box(response);
                     }
@@ -80,6 +78,57 @@ where
                     done += n;
                 }
                 total
+            })
+        })
+    });
+}
+
+fn batch(header: &str, n: usize) -> Vec<Request<Body>> {
+    (0..n)
+        .map(|_| {
+            Request::get("/users/7")
+                .header("authorization", header)
+                .body(Body::empty())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Times `layered` and `bare` on alternating batches; reports the
+/// difference (floored at zero).
+fn run_overhead<S, B>(c: &mut Criterion, name: &str, mut layered: S, mut bare: B, header: &str)
+where
+    S: Service<Request<Body>> + Send,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: Service<Request<Body>> + Send,
+    B::Future: Send,
+    B::Error: std::fmt::Debug,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+                let mut done = 0;
+                while done < iters as usize {
+                    let n = (iters as usize - done).min(500);
+                    let (one, two) = (batch(header, n), batch(header, n));
+                    let start = Instant::now();
+                    for request in one {
+                        black_box(layered.call(request).await.unwrap());
+                    }
+                    with += start.elapsed();
+                    let start = Instant::now();
+                    for request in two {
+                        black_box(bare.call(request).await.unwrap());
+                    }
+                    without += start.elapsed();
+                    done += n;
+                }
+                with.saturating_sub(without)
             })
         })
     });
@@ -125,7 +174,14 @@ fn bench(c: &mut Criterion) {
         run(
             c,
             &format!("jwt/{alg:?}/repeated"),
+            repeated.clone().layer(router()),
+            &header,
+        );
+        run_overhead(
+            c,
+            &format!("jwt/{alg:?}/repeated_overhead"),
             repeated.layer(router()),
+            router(),
             &header,
         );
         run(
@@ -145,7 +201,14 @@ fn bench(c: &mut Criterion) {
     run(
         c,
         "jwt/ES256/shield_claim_session",
+        shield.clone().layer(router()),
+        &es_header,
+    );
+    run_overhead(
+        c,
+        "jwt/ES256/shield_claim_session_overhead",
         shield.layer(router()),
+        router(),
         &es_header,
     );
 }

@@ -1,6 +1,7 @@
 //! Verification of one configuration's tokens, with a cache of verdicts.
 
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ pub(crate) struct CacheSettings {
 }
 
 /// What was decided about one token, until when.
+#[derive(Clone)]
 struct Verdict {
     outcome: Result<Arc<Value>, RejectionKind>,
     /// Clock time after which the verdict no longer counts.
@@ -41,11 +43,11 @@ struct Verdict {
 
 struct VerdictExpiry;
 
-impl Expiry<u128, Arc<Verdict>> for VerdictExpiry {
+impl Expiry<u128, Verdict> for VerdictExpiry {
     fn expire_after_create(
         &self,
         _key: &u128,
-        value: &Arc<Verdict>,
+        value: &Verdict,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(value.ttl)
@@ -54,11 +56,35 @@ impl Expiry<u128, Arc<Verdict>> for VerdictExpiry {
     fn expire_after_update(
         &self,
         _key: &u128,
-        value: &Arc<Verdict>,
+        value: &Verdict,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
         Some(value.ttl)
+    }
+}
+
+/// Hashes a verdict key, which is already a keyed 128-bit digest that a
+/// client cannot steer: folding it is enough, and spares a second SipHash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used for `u128` keys; this folds anything else.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 ^= (value as u64) ^ ((value >> 64) as u64);
     }
 }
 
@@ -69,7 +95,7 @@ pub(crate) struct Verifier {
     clock: SharedClock,
     settings: CacheSettings,
     /// Verdicts by keyed digest of the token: never the token itself.
-    cache: moka::sync::Cache<u128, Arc<Verdict>>,
+    cache: moka::sync::Cache<u128, Verdict, BuildHasherDefault<DigestHasher>>,
 }
 
 impl Verifier {
@@ -82,7 +108,7 @@ impl Verifier {
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.capacity)
             .expire_after(VerdictExpiry)
-            .build();
+            .build_with_hasher(BuildHasherDefault::default());
         Self {
             config,
             hash_key,
@@ -121,7 +147,7 @@ impl Verifier {
                     generation,
                     serial: verdict.serial,
                 };
-                self.cache.insert(digest, Arc::new(renewed));
+                self.cache.insert(digest, renewed);
                 return verdict.outcome.clone();
             }
         }
@@ -138,7 +164,7 @@ impl Verifier {
             generation,
             serial,
         };
-        self.cache.insert(digest, Arc::new(verdict));
+        self.cache.insert(digest, verdict);
         outcome
     }
 
