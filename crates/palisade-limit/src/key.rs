@@ -186,6 +186,11 @@ impl CountBy {
         self.kind == Kind::Session
     }
 
+    /// Whether this is [`CountBy::endpoint`].
+    pub(crate) fn is_endpoint(&self) -> bool {
+        self.kind == Kind::Endpoint
+    }
+
     /// Whether a tier can be chosen by this value (header, cookie, query
     /// parameter or claim).
     pub(crate) fn is_textual(&self) -> bool {

@@ -65,6 +65,10 @@ impl<St: RateLimitStore> Shared<St> {
 /// Rules with their store counters, as the services read them.
 pub(crate) struct RuleSet<St: RateLimitStore> {
     pub(crate) rules: Vec<Compiled<St>>,
+    /// Whether any rule selects by host, or needs the endpoint: the
+    /// service skips what no rule reads.
+    pub(crate) needs_host: bool,
+    pub(crate) needs_endpoint: bool,
 }
 
 pub(crate) struct Compiled<St: RateLimitStore> {
@@ -106,7 +110,11 @@ impl<St: RateLimitStore> RuleSet<St> {
             };
             compiled.push(Compiled { rule, counter });
         }
-        Ok(Self { rules: compiled })
+        Ok(Self {
+            needs_host: compiled.iter().any(|c| c.rule.uses_host()),
+            needs_endpoint: compiled.iter().any(|c| c.rule.uses_endpoint()),
+            rules: compiled,
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderValue, Method};
 use palisade_core::{ConfigError, Endpoint, HostPattern, SessionKey};
 use serde::Deserialize;
 
@@ -93,7 +93,7 @@ pub struct Rule {
     pub(crate) max_keys: NonZeroUsize,
     /// `"name";q=…;w=…`, the `RateLimit-Policy` member of the default
     /// quota, then of each tier.
-    pub(crate) policies: Vec<&'static str>,
+    pub(crate) policies: Vec<HeaderValue>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -197,6 +197,16 @@ impl Rule {
         }
         let used = &parts[..16 * self.count_by.len()];
         Some(palisade_core::SessionId::digest_parts(key, 24, self.name.as_bytes(), used).as_u128())
+    }
+
+    /// Whether the rule needs the request's host.
+    pub(crate) fn uses_host(&self) -> bool {
+        self.endpoints.iter().any(|s| s.host != HostPattern::Any)
+    }
+
+    /// Whether the rule needs the request's endpoint.
+    pub(crate) fn uses_endpoint(&self) -> bool {
+        !self.endpoints.is_empty() || self.count_by.iter().any(CountBy::is_endpoint)
     }
 
     /// Whether `other` keeps the same counter: same name, quotas, tiers,
@@ -398,7 +408,11 @@ impl RuleBuilder {
         let quotas: Vec<Quota> = std::iter::once(self.quota)
             .chain(tiers.iter().map(|(_, q)| *q))
             .collect();
-        let policies = quotas.iter().map(|q| intern(&policy(name, q))).collect();
+        // Static, so that each response clones a pointer, not the bytes.
+        let policies = quotas
+            .iter()
+            .map(|q| HeaderValue::from_static(intern(&policy(name, q))))
+            .collect();
         Ok(Rule {
             name,
             endpoints: self.endpoints,

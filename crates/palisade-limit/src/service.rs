@@ -102,7 +102,13 @@ where
             return ResponseFuture::inner(self.inner.call(request), None);
         }
 
-        let endpoint = self.shared.catalogue.endpoint_of(&mut request);
+        // Resolved once and left in the extensions for the layers inside;
+        // skipped when no rule reads it (they resolve it themselves).
+        let endpoint = if self.rules.needs_endpoint {
+            self.shared.catalogue.endpoint_of(&mut request)
+        } else {
+            request.extensions().get::<Endpoint>().copied()
+        };
         let mut evaluation = Evaluation::new(&request, endpoint);
         let mut pending = Vec::new();
         {
@@ -113,7 +119,11 @@ where
                 endpoint,
                 proxies: &self.shared.proxies,
             };
-            let host = request_host(&request);
+            let host = if self.rules.needs_host {
+                request_host(&request)
+            } else {
+                None
+            };
             let mut cx = Context::from_waker(Waker::noop());
             for (index, compiled) in self.rules.rules.iter().enumerate() {
                 let rule = &compiled.rule;
@@ -168,10 +178,10 @@ enum Decided<B> {
 }
 
 /// The decision to report, with its rule's `RateLimit-Policy` member.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Report {
     pub(crate) decision: RateLimitDecision,
-    pub(crate) policy: &'static str,
+    pub(crate) policy: HeaderValue,
 }
 
 impl Report {
@@ -179,7 +189,7 @@ impl Report {
     pub(crate) fn add_fields(&self, headers: &mut HeaderMap) {
         headers
             .entry(RATELIMIT_POLICY)
-            .or_insert_with(|| HeaderValue::from_static(self.policy));
+            .or_insert_with(|| self.policy.clone());
         if let http::header::Entry::Vacant(slot) = headers.entry(RATELIMIT) {
             // Written by hand: this runs on every limited response, and
             // `format!` costs more than the rest of the layer.
@@ -266,13 +276,17 @@ impl Evaluation {
         decision.retry_after = verdict.retry_after;
         let report = Report {
             decision,
-            policy: rule.policies[tier],
+            policy: rule.policies[tier].clone(),
         };
 
         match outcome {
             RateLimitOutcome::Allowed => {
                 let left = f64::from(verdict.remaining) / f64::from(quota.burst().get());
-                if self.closest.is_none_or(|(closest, _)| left < closest) {
+                if self
+                    .closest
+                    .as_ref()
+                    .is_none_or(|(closest, _)| left < *closest)
+                {
                     self.closest = Some((left, report));
                 }
             }
@@ -405,7 +419,7 @@ mod tests {
         decision.reset = Duration::from_millis(10_001);
         let report = Report {
             decision,
-            policy: "\"per-session\";q=100;w=60",
+            policy: HeaderValue::from_static("\"per-session\";q=100;w=60"),
         };
         let mut headers = HeaderMap::new();
         report.add_fields(&mut headers);
