@@ -145,11 +145,16 @@ where
         }
 
         if pending.is_empty() {
-            return match evaluation.next(&self.shared, request) {
-                Decided::Call(request, report) => {
-                    ResponseFuture::inner(self.inner.call(request), report)
+            // Decided here and now: the request is not moved until the call.
+            return match evaluation.report() {
+                None => ResponseFuture::inner(self.inner.call(request), None),
+                Some(report) if report.decision.outcome == RateLimitOutcome::Refused => {
+                    ResponseFuture::refused(refusal(&self.shared, &report))
                 }
-                Decided::Refused(response) => ResponseFuture::refused(response),
+                Some(report) => {
+                    request.extensions_mut().insert(report.decision);
+                    ResponseFuture::inner(self.inner.call(request), Some(report))
+                }
             };
         }
 
