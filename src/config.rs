@@ -15,7 +15,12 @@
 //! ```
 //!
 //! Secrets stay out of files: the session key is read from the environment
-//! variable the file names (`key_env`), never from the file itself.
+//! variable the file names (`key_env`), never from the file itself. JWT
+//! token configurations (`[[jwt.tokens]]`, the shape of
+//! `TokenConfig::from_json` plus an `id`) may carry public keys inline in
+//! `credentials`; a JWKS with HMAC secrets is refused there and read from
+//! the variable named by `jwks_env` instead. Token policies go in
+//! `[[jwt.policies]]`. Remote JWKS are configured in code only.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -23,6 +28,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use palisade_core::{ConfigError, SessionKey};
+use palisade_jwt::{TokenConfig, TokenPolicy};
 use palisade_limit::{Rule, TrustedProxies};
 use palisade_session::{AutoDetect, Identifier};
 use serde::Deserialize;
@@ -43,6 +49,110 @@ pub struct ShieldConfig {
     /// Rate limit rules.
     #[serde(default)]
     rate_limits: RateLimitsSection,
+    /// JWT validation.
+    #[serde(default)]
+    jwt: JwtSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtSection {
+    /// Token configurations in `TokenConfig::from_json`'s shape plus an
+    /// `id`; keys inline in `credentials` (public keys only) or, as JWKS
+    /// JSON, in the environment variable named by `jwks_env`.
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+    /// Policies in `TokenPolicy::from_value`'s shape.
+    #[serde(default)]
+    policies: Vec<PolicyEntry>,
+}
+
+/// A token configuration, built as it is read unless its keys come from
+/// the environment.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+enum TokenEntry {
+    Built(TokenConfig),
+    KeysFromEnv {
+        id: String,
+        spec: serde_json::Map<String, serde_json::Value>,
+        var: String,
+    },
+}
+
+impl TryFrom<serde_json::Value> for TokenEntry {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        let serde_json::Value::Object(mut spec) = value else {
+            return Err("a token configuration is a table".to_owned());
+        };
+        let id = match spec.remove("id") {
+            Some(serde_json::Value::String(id)) => id,
+            _ => return Err("a token configuration needs an `id` string".to_owned()),
+        };
+        match spec.remove("jwks_env") {
+            Some(serde_json::Value::String(var)) if !spec.contains_key("credentials") => {
+                Ok(Self::KeysFromEnv { id, spec, var })
+            }
+            Some(_) => Err("`jwks_env` is a variable name, given instead of `credentials`".into()),
+            None => {
+                let secret = spec
+                    .get("credentials")
+                    .and_then(|c| c.get("keys"))
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|keys| keys.iter().any(|k| k["kty"] == "oct"));
+                if secret {
+                    return Err(format!(
+                        "token configuration {id:?}: HMAC secrets stay out of files; \
+                         put the JWKS in the environment variable named by `jwks_env`"
+                    ));
+                }
+                TokenConfig::from_value(&id, serde_json::Value::Object(spec))
+                    .map(Self::Built)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+impl TokenEntry {
+    fn build(self) -> Result<TokenConfig, ConfigError> {
+        match self {
+            Self::Built(config) => Ok(config),
+            Self::KeysFromEnv { id, mut spec, var } => {
+                let jwks = std::env::var(&var).map_err(|_| ConfigError::Invalid {
+                    what: format!(
+                        "JWKS of token configuration {id:?} in environment variable {var}"
+                    ),
+                    reason: "not set".to_owned(),
+                })?;
+                let jwks = serde_json::from_str(&jwks).map_err(|e| ConfigError::Invalid {
+                    what: format!(
+                        "JWKS of token configuration {id:?} in environment variable {var}"
+                    ),
+                    reason: e.to_string(),
+                })?;
+                spec.insert("credentials".to_owned(), jwks);
+                TokenConfig::from_value(&id, serde_json::Value::Object(spec))
+            }
+        }
+    }
+}
+
+/// A token policy, checked as it is read.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+struct PolicyEntry(TokenPolicy);
+
+impl TryFrom<serde_json::Value> for PolicyEntry {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        TokenPolicy::from_value(value)
+            .map(Self)
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +342,13 @@ impl ShieldConfig {
         builder = builder.require_session(self.sessions.require_session);
         if let Some(var) = &self.sessions.key_env {
             builder = builder.session_key(key_from_env(var)?);
+        }
+
+        for entry in self.jwt.tokens {
+            builder = builder.token(entry.build()?);
+        }
+        for PolicyEntry(policy) in self.jwt.policies {
+            builder = builder.token_policy(policy);
         }
 
         for rule in self.rate_limits.rules {
@@ -476,6 +593,60 @@ mitigation_secs = 600
         let config = ShieldConfig::from_toml("[auto_detect]\nthreshold = 2.0\n").unwrap();
         let err = config.into_builder().unwrap_err();
         assert!(err.to_string().contains("threshold"), "{err}");
+    }
+
+    #[test]
+    fn jwt_tokens_and_policies_are_read() {
+        let text = r#"
+[[jwt.tokens]]
+id = "auth0"
+title = "Auth0"
+token_type = "jwt"
+token_sources = [{ type = "header", name = "authorization" }]
+issuer = ["https://id.example/"]
+
+[[jwt.tokens.credentials.keys]]
+kty = "EC"
+kid = "ec1"
+alg = "ES256"
+crv = "P-256"
+x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"
+y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+
+[[jwt.policies]]
+config = "auth0"
+on_missing = "block"
+exclude = [{ method = "GET", path = "/health" }]
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(shield.token_keys("auth0").unwrap().kids(), ["ec1"]);
+
+        let secret = "[[jwt.tokens]]\nid = \"h\"\ntitle = \"\"\ntoken_type = \"jwt\"\n\
+            token_sources = [{ type = \"header\", name = \"x\" }]\n\
+            credentials = { keys = [{ kty = \"oct\", kid = \"k\", alg = \"HS256\", k = \"AAAA\" }] }\n";
+        let err = ShieldConfig::from_toml(secret).unwrap_err();
+        assert!(err.to_string().contains("jwks_env"), "{err}");
+
+        let from_env = "[[jwt.tokens]]\nid = \"h\"\ntitle = \"\"\ntoken_type = \"jwt\"\n\
+            token_sources = [{ type = \"header\", name = \"x\" }]\n\
+            jwks_env = \"PALISADE_TEST_JWKS_UNSET\"\n";
+        let err = ShieldConfig::from_toml(from_env)
+            .unwrap()
+            .into_builder()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("PALISADE_TEST_JWKS_UNSET"),
+            "{err}"
+        );
+
+        let bad_policy = "[[jwt.policies]]\nconfig = \"a\"\non_invalid = \"maybe\"\n";
+        let err = ShieldConfig::from_toml(bad_policy).unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
     }
 
     #[test]

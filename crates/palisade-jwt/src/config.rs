@@ -185,6 +185,21 @@ impl TokenConfig {
             what: format!("token configuration {id:?}"),
             reason: e.to_string(),
         })?;
+        Self::from_parsed(id, parsed)
+    }
+
+    /// A configuration from its JSON form already parsed into a value (from
+    /// a TOML file, say); the shape is that of [`from_json`](Self::from_json).
+    pub fn from_value(id: &str, value: serde_json::Value) -> Result<Self, ConfigError> {
+        let parsed: JsonConfig =
+            serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+                what: format!("token configuration {id:?}"),
+                reason: e.to_string(),
+            })?;
+        Self::from_parsed(id, parsed)
+    }
+
+    fn from_parsed(id: &str, parsed: JsonConfig) -> Result<Self, ConfigError> {
         if parsed.token_type != "jwt" {
             return Err(ConfigError::Invalid {
                 what: format!("token_type of token configuration {id:?}"),
@@ -542,6 +557,8 @@ mod tests {
         let opaque = json.replace("\"jwt\",", "\"opaque\",");
         let err = TokenConfig::from_json("partner", &opaque).unwrap_err();
         assert!(err.to_string().contains("\"opaque\""), "{err}");
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(TokenConfig::from_value("v", value).unwrap().id(), "v");
         let typo = json.replace("\"issuer\"", "\"isuer\"");
         let err = TokenConfig::from_json("partner", &typo).unwrap_err();
         assert!(err.to_string().contains("isuer"), "{err}");

@@ -4,7 +4,8 @@ use http::Method;
 use palisade_core::{ConfigError, Endpoint};
 
 /// What the layer does with a request whose token is missing or invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenAction {
     /// Let it through silently.
     Ignore,
@@ -13,6 +14,32 @@ pub enum TokenAction {
     Log,
     /// Answer 401 with `WWW-Authenticate: Bearer` and a problem document.
     Block,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySpec {
+    config: String,
+    on_missing: Option<TokenAction>,
+    on_invalid: Option<TokenAction>,
+    #[serde(default)]
+    include: Vec<SelectorSpec>,
+    #[serde(default)]
+    exclude: Vec<SelectorSpec>,
+    preflight_passes: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectorSpec {
+    #[serde(default = "any")]
+    method: String,
+    #[serde(default = "any")]
+    path: String,
+}
+
+fn any() -> String {
+    "*".to_owned()
 }
 
 /// One endpoint pattern: a method (or any) and a path template (or any).
@@ -135,6 +162,35 @@ impl TokenPolicy {
         self
     }
 
+    /// A policy from its file form, as `ShieldConfig` reads it:
+    /// `{"config", "on_missing", "on_invalid", "include": [{"method",
+    /// "path"}], "exclude": [...], "preflight_passes"}`, actions written
+    /// `"ignore"`, `"log"` or `"block"`, and `method`/`path` `"*"` when left
+    /// out.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, ConfigError> {
+        let spec: PolicySpec = serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+            what: "token policy".to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut policy = Self::new(&spec.config);
+        if let Some(action) = spec.on_missing {
+            policy = policy.on_missing(action);
+        }
+        if let Some(action) = spec.on_invalid {
+            policy = policy.on_invalid(action);
+        }
+        for s in spec.include {
+            policy = policy.include(&s.method, &s.path)?;
+        }
+        for s in spec.exclude {
+            policy = policy.exclude(&s.method, &s.path)?;
+        }
+        if let Some(passes) = spec.preflight_passes {
+            policy = policy.preflight_passes(passes);
+        }
+        Ok(policy)
+    }
+
     /// Whether the policy needs the request's endpoint to decide.
     pub(crate) fn needs_endpoint(&self) -> bool {
         self.include
@@ -185,6 +241,22 @@ mod tests {
         assert!(!some.applies(&Method::DELETE, ep(Method::DELETE, "/users/{id}")));
         assert!(!some.applies(&Method::GET, ep(Method::GET, "/health")));
         assert!(!some.applies(&Method::GET, None));
+    }
+
+    #[test]
+    fn policy_is_read_from_its_file_form() {
+        let policy = TokenPolicy::from_value(serde_json::json!({
+            "config": "auth0", "on_missing": "log",
+            "exclude": [{"path": "/health"}], "preflight_passes": false,
+        }))
+        .unwrap();
+        assert_eq!(policy.missing, TokenAction::Log);
+        assert_eq!(policy.invalid, TokenAction::Block);
+        assert!(!policy.applies(&Method::GET, ep(Method::GET, "/health")));
+        assert!(policy.applies(&Method::OPTIONS, None));
+        let err = TokenPolicy::from_value(serde_json::json!({"config": "c", "on_missing": "deny"}))
+            .unwrap_err();
+        assert!(err.to_string().contains("deny"), "{err}");
     }
 
     #[test]
