@@ -449,3 +449,62 @@ fn unknown_configuration_in_policy_is_named() {
         .unwrap_err();
     assert!(err.to_string().contains("\"typo\""), "{err}");
 }
+
+/// Records every event's target and fields, as a subscriber would print
+/// them.
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={:?}", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields(format!(
+            "{} {}",
+            event.metadata().level(),
+            event.metadata().target()
+        ));
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn refusals_are_logged_at_debug_with_config_and_reason_never_the_token() {
+    let clock = clock();
+    let s = setup(&clock);
+    let expired = sign(&s.rsa, &with(json!({"exp": NOW - 3600})));
+    let capture = std::sync::Arc::new(Capture::default());
+    tracing::subscriber::with_default(capture.clone(), || {
+        assert_eq!(
+            bearer(&s.layer, &expired).err(),
+            Some(RejectionKind::Expired)
+        );
+    });
+    let events = capture.0.lock().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert!(event.starts_with("DEBUG palisade::jwt"), "{event}");
+    assert!(event.contains("config=\"api\""), "{event}");
+    assert!(event.contains("reason=\"expired\""), "{event}");
+    assert!(event.contains("action=\"block\""), "{event}");
+    for part in expired.split('.') {
+        assert!(!event.contains(&part[..16]), "{event}");
+    }
+}
