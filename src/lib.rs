@@ -10,6 +10,7 @@
 //! | [`session`] (`palisade-session`) | the session layer: header, cookie and JWT claim identifiers |
 //! | [`jwt`] (`palisade-jwt`) | JWT validation: token configurations, cached verification, key rotation, [`Claims`] |
 //! | [`limit`] (`palisade-limit`) | the rate limit layer: rules, quotas, stores |
+//! | [`learn`] (`palisade-learn`) | learning: endpoint discovery, auth posture, admin API |
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@ mod shield;
 
 pub use palisade_core as core;
 pub use palisade_jwt as jwt;
+pub use palisade_learn as learn;
 pub use palisade_limit as limit;
 pub use palisade_session as session;
 
@@ -56,5 +58,6 @@ pub use palisade_jwt::{
 pub use palisade_limit::{
     Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,
 };
+pub use palisade_learn::{LearnLayer, LearnedState};
 pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
 pub use shield::{Shield, ShieldBuilder, ShieldService};

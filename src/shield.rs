@@ -5,6 +5,7 @@ use http::Response;
 use http_body_util::Full;
 use palisade_core::{ConfigError, EndpointCatalogue, RateLimitDecision, SessionKey, SharedClock};
 use palisade_jwt::{JwtLayer, JwtLayerBuilder, JwtService, TokenConfig, TokenKeys, TokenPolicy};
+use palisade_learn::{LearnLayer, LearnLayerBuilder, LearnService, LearnedState};
 use palisade_limit::{
     RateLimit, RateLimitLayer, RateLimitLayerBuilder, Rule, Store, TrustedProxies,
 };
@@ -16,10 +17,10 @@ use tower_layer::Layer;
 
 /// All of Palisade's layers, stacked in the order the design gives: JWT
 /// validation, session (with the auto-detect layer just inside it), then
-/// rate limit, then the application.
+/// rate limit, then learning, then the application.
 ///
-/// The learning layer joins as it lands. Every layer is always applied;
-/// one with nothing configured passes requests on at the cost of a branch.
+/// Every layer is always applied; one with nothing configured passes
+/// requests on at the cost of a branch.
 /// Apply the shield with `Router::layer`, a `ServiceBuilder`, or directly
 /// to any tower service.
 #[derive(Clone, Debug)]
@@ -28,10 +29,12 @@ pub struct Shield {
     sessions: SessionLayer,
     auto_detect: Option<AutoDetect>,
     limits: RateLimitLayer,
+    learning: LearnLayer,
 }
 
 /// The service a [`Shield`] wraps around an application.
-pub type ShieldService<S> = JwtService<SessionService<AutoDetectService<RateLimit<S, Store>>>>;
+pub type ShieldService<S> =
+    JwtService<SessionService<AutoDetectService<RateLimit<LearnService<S>, Store>>>>;
 
 impl Shield {
     /// A builder with nothing configured: requests are anonymous until
@@ -67,6 +70,23 @@ impl Shield {
     pub fn rate_limits(&self) -> &RateLimitLayer {
         &self.limits
     }
+
+    /// The learning layer inside the shield.
+    pub fn learning(&self) -> &LearnLayer {
+        &self.learning
+    }
+
+    /// What the learning layer learned; `None` when learning is off.
+    pub fn learned(&self) -> Option<&LearnedState> {
+        self.learning.state()
+    }
+
+    /// The learning layer's admin API, to mount behind authentication (see
+    /// [`LearnedState::admin_router`]); `None` when learning is off.
+    #[cfg(feature = "admin")]
+    pub fn admin_router(&self) -> Option<axum::Router> {
+        self.learned().map(LearnedState::admin_router)
+    }
 }
 
 impl<S> Layer<S> for Shield {
@@ -77,8 +97,9 @@ impl<S> Layer<S> for Shield {
             Some(auto) => auto.layer(),
             None => AutoDetectLayer::off(),
         };
+        let learning = self.learning.layer(inner);
         self.jwt
-            .layer(self.sessions.layer(auto.layer(self.limits.layer(inner))))
+            .layer(self.sessions.layer(auto.layer(self.limits.layer(learning))))
     }
 }
 
@@ -91,6 +112,8 @@ pub struct ShieldBuilder {
     sessions: SessionLayerBuilder,
     auto_detect: Option<AutoDetect>,
     limits: RateLimitLayerBuilder<Store>,
+    learning: Option<LearnLayerBuilder>,
+    catalogue: Option<EndpointCatalogue>,
 }
 
 impl Default for ShieldBuilder {
@@ -101,6 +124,8 @@ impl Default for ShieldBuilder {
             sessions: SessionLayerBuilder::default(),
             auto_detect: Some(AutoDetect::new()),
             limits: RateLimitLayerBuilder::default(),
+            learning: None,
+            catalogue: None,
         }
     }
 }
@@ -199,10 +224,19 @@ impl ShieldBuilder {
     }
 
     /// Sets the endpoint catalogue requests are resolved with, by the JWT
-    /// layer's policies and the rate limit rules alike.
+    /// layer's policies, the rate limit rules and the learning layer alike
+    /// (it replaces one given to the learning layer's builder).
     pub fn endpoints(mut self, catalogue: EndpointCatalogue) -> Self {
         self.jwt = self.jwt.endpoints(catalogue.clone());
-        self.limits = self.limits.catalogue(catalogue);
+        self.limits = self.limits.catalogue(catalogue.clone());
+        self.catalogue = Some(catalogue);
+        self
+    }
+
+    /// Turns learning on, configured by `learning` (see
+    /// [`LearnLayer::builder`]).
+    pub fn learning(mut self, learning: LearnLayerBuilder) -> Self {
+        self.learning = Some(learning);
         self
     }
 
@@ -221,6 +255,11 @@ impl ShieldBuilder {
             sessions: sessions.build()?,
             auto_detect: self.auto_detect,
             limits: self.limits.build()?,
+            learning: match (self.learning, self.catalogue) {
+                (Some(learning), Some(catalogue)) => learning.catalogue(catalogue).build()?,
+                (Some(learning), None) => learning.build()?,
+                (None, _) => LearnLayer::disabled(),
+            },
         })
     }
 }
