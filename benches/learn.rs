@@ -87,6 +87,15 @@ fn bench(c: &mut Criterion) {
     run(c, "learn/declared", declared.layer(router()));
     run(c, "learn/disabled", LearnLayer::disabled().layer(router()));
 
+    // The layer alone, over a service that answers at once.
+    let noop = || {
+        tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        })
+    };
+    run(c, "learn/noop_service", noop());
+    run(c, "learn/discovered_over_noop", discovered.layer(noop()));
+
     let state = discovered.state().unwrap();
     assert_eq!(state.endpoints()[0].template, "/users/{var1}/orders/{var2}");
 }

@@ -36,7 +36,11 @@ impl LearnedState {
     /// | `GET /posture` | [`posture`](Self::posture) |
     /// | `GET /snapshot` | [`snapshot`](Self::snapshot) |
     /// | `GET /openapi.json` | [`openapi`](Self::openapi) |
-    /// | `PUT /marks` | marks an endpoint: `{"method": "GET", "host": "*", "template": "/users/{var1}", "mark": "saved"}` (`saved`, `ignored` or `none`); 204, or 404 when not tracked |
+    /// | `PUT /marks` | marks an endpoint (below); 204, or 404 when not tracked |
+    ///
+    /// The body of `PUT /marks` names the endpoint and the mark (`saved`,
+    /// `ignored` or `none`); `host` defaults to `*`:
+    /// `{"method": "GET", "host": "*", "template": "/users/{var1}", "mark": "saved"}`.
     ///
     /// The admin API shows the shape of the API and can change what is
     /// reported: put it behind authentication. For example, with a bearer

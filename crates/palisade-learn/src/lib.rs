@@ -99,6 +99,7 @@ mod atomic_set;
 mod collector;
 mod discovery;
 mod future;
+mod keyhash;
 mod layer;
 mod normalize;
 mod observe;

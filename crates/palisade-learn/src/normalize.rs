@@ -24,24 +24,96 @@
 pub(crate) const MAX_DEPTH: usize = 16;
 
 /// The segments of a path, without empty ones.
-pub(crate) fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+pub(crate) fn segments(path: &str) -> Segments<'_> {
+    Segments { path, at: 0 }
+}
+
+/// Iterator over the non-empty segments of a path; a plain byte loop,
+/// cheaper than `split` on the short strings paths are made of.
+pub(crate) struct Segments<'a> {
+    path: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let rest = self.path.get(self.at..)?;
+            if rest.is_empty() {
+                return None;
+            }
+            let len = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+            self.at += len + 1;
+            if len > 0 {
+                // `/` is ASCII, so `len` is a character boundary.
+                return rest.get(..len);
+            }
+        }
+    }
 }
 
 /// Whether a segment looks variable by itself.
+///
+/// Ordered for the common cases: a number fails or passes on its first
+/// bytes, a short name needs one scan for `@` and `%`, and only segments of
+/// 16 bytes or more pay for the full classification.
 pub(crate) fn is_variable(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    bytes.len() > 64
-        || is_number(bytes)
-        || is_uuid(bytes)
-        || is_long_hex(bytes)
-        || is_date(bytes)
-        || is_email(bytes)
-        || is_token(bytes)
+    let b = segment.as_bytes();
+    let len = b.len();
+    if len == 0 {
+        return false;
+    }
+    if len > 64 || b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    if is_date(b) || is_email(b) {
+        return true;
+    }
+    len >= 16 && (is_long_hex(b) || is_uuid(b) || is_token(b))
 }
 
-fn is_number(b: &[u8]) -> bool {
-    !b.is_empty() && b.iter().all(u8::is_ascii_digit)
+fn is_long_hex(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_hexdigit)
+}
+
+fn is_email(b: &[u8]) -> bool {
+    if !b.iter().any(|&c| c == b'@' || c == b'%') {
+        return false;
+    }
+    let mut at = false;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'@' || (c == b'%' && b.get(i + 1..i + 3) == Some(b"40")) {
+            at |= i > 0;
+        } else if c == b'.' && at {
+            return true;
+        }
+    }
+    false
+}
+
+/// Base64url alphabet, a digit and a letter, and a change of character
+/// class at least every four characters.
+fn is_token(b: &[u8]) -> bool {
+    let (mut digits, mut letters, mut changes) = (0, 0, 0);
+    let mut previous = None;
+    for &c in b {
+        let class = match c {
+            b'0'..=b'9' => 0,
+            b'a'..=b'z' => 1,
+            b'A'..=b'Z' => 2,
+            b'-' | b'_' | b'=' => 3,
+            _ => return false,
+        };
+        digits += usize::from(class == 0);
+        letters += usize::from(class == 1 || class == 2);
+        if previous.is_some_and(|p| p != class) {
+            changes += 1;
+        }
+        previous = Some(class);
+    }
+    digits > 0 && letters > 0 && changes * 4 >= b.len()
 }
 
 fn is_uuid(b: &[u8]) -> bool {
@@ -52,55 +124,13 @@ fn is_uuid(b: &[u8]) -> bool {
         })
 }
 
-fn is_long_hex(b: &[u8]) -> bool {
-    b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit)
-}
-
 fn is_date(b: &[u8]) -> bool {
     b.len() >= 10
+        && b[4] == b'-'
         && b[..10].iter().enumerate().all(|(i, c)| match i {
             4 | 7 => *c == b'-',
             _ => c.is_ascii_digit(),
         })
-}
-
-fn is_email(b: &[u8]) -> bool {
-    let at = b
-        .iter()
-        .position(|c| *c == b'@')
-        .map(|i| i + 1)
-        .or_else(|| b.windows(3).position(|w| w == b"%40").map(|i| i + 3));
-    match at {
-        Some(after) => after > 1 && b[after..].contains(&b'.'),
-        None => false,
-    }
-}
-
-fn is_token(b: &[u8]) -> bool {
-    if b.len() < 16 {
-        return false;
-    }
-    let class = |c: u8| match c {
-        b'0'..=b'9' => Some(0),
-        b'a'..=b'z' => Some(1),
-        b'A'..=b'Z' => Some(2),
-        b'-' | b'_' | b'=' => Some(3),
-        _ => None,
-    };
-    let mut digit = false;
-    let mut letter = false;
-    let mut changes = 0;
-    let mut previous = None;
-    for c in b {
-        let Some(k) = class(*c) else { return false };
-        digit |= k == 0;
-        letter |= k == 1 || k == 2;
-        if previous.is_some_and(|p| p != k) {
-            changes += 1;
-        }
-        previous = Some(k);
-    }
-    digit && letter && changes * 4 >= b.len()
 }
 
 /// A segment of a learned template.

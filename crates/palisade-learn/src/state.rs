@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use palisade_core::{Endpoint, EndpointCatalogue, SessionSource, SharedClock};
 
 use crate::atomic_set::AtomicSet;
 use crate::collector::{Collector, Mark, Origin};
+use crate::keyhash::{KeyHasher, Seeds};
 use crate::normalize::{self, MAX_DEPTH, Segment};
 use crate::observe::Recorder;
 
@@ -93,7 +94,7 @@ impl Shared {
     pub(crate) fn source_bit(&self, source: SessionSource) -> u32 {
         for (i, slot) in self.sources.iter().enumerate() {
             match slot.get() {
-                Some(found) if *found == source => return 1 << i,
+                Some(found) if same_source(*found, source) => return 1 << i,
                 Some(_) => {}
                 None => return self.register_source(source),
             }
@@ -142,7 +143,7 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) catalogue: EndpointCatalogue,
     pub(crate) shared: Arc<Shared>,
-    keys: RandomState,
+    seeds: Seeds,
     shards: Box<[RwLock<Table>]>,
     len: AtomicUsize,
     hosts: Box<[OnceLock<Box<str>>]>,
@@ -170,7 +171,7 @@ impl Inner {
             config,
             catalogue,
             shared,
-            keys: RandomState::new(),
+            seeds: Seeds::random(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             len: AtomicUsize::new(0),
             hosts,
@@ -248,11 +249,11 @@ impl Inner {
         }
     }
 
-    fn hasher(&self, host_index: u8, method: &Method) -> DefaultHasher {
-        let mut hasher = self.keys.build_hasher();
-        hasher.write_u8(host_index);
-        hasher.write(method.as_str().as_bytes());
-        hasher.write_u8(0xff);
+    fn hasher(&self, host_index: u8, method: &Method) -> KeyHasher {
+        let mut hasher = self.seeds.hasher();
+        let method = method.as_str().as_bytes();
+        hasher.word(u64::from(host_index) << 32 | method.len() as u64);
+        hasher.bytes(method);
         hasher
     }
 
@@ -283,7 +284,7 @@ impl Inner {
 
     /// Whether `segment` is a placeholder because its parent has too many
     /// children, and it is not one of the children kept by name.
-    fn collapses(&self, parent: &DefaultHasher, segment: &str) -> bool {
+    fn collapses(&self, parent: &KeyHasher, segment: &str) -> bool {
         if !self.collapsed.contains(parent.finish()) {
             return false;
         }
@@ -593,6 +594,11 @@ impl Inner {
     }
 }
 
+/// Names are interned, so equal sources almost always share a pointer.
+fn same_source(a: SessionSource, b: SessionSource) -> bool {
+    a.kind() == b.kind() && (std::ptr::eq(a.name(), b.name()) || a.name() == b.name())
+}
+
 /// A DNS name or IPv4 address: letters, digits, `-` and `.`, no empty
 /// label at either end, at most 253 bytes.
 fn is_host_name(host: &str) -> bool {
@@ -614,14 +620,13 @@ fn literal(segment: &Segment) -> Option<&str> {
 
 /// Feeds one normalised segment to a key hasher; literals and
 /// placeholders cannot be confused.
-fn feed(hasher: &mut DefaultHasher, segment: Option<&str>) {
+fn feed(hasher: &mut KeyHasher, segment: Option<&str>) {
     match segment {
         Some(name) => {
-            hasher.write_u8(0);
-            hasher.write_usize(name.len());
-            hasher.write(name.as_bytes());
+            hasher.word(1 << 32 | name.len() as u64);
+            hasher.bytes(name.as_bytes());
         }
-        None => hasher.write_u8(1),
+        None => hasher.word(u64::MAX),
     }
 }
 
