@@ -109,6 +109,8 @@ mod service;
 mod sketch;
 mod snapshot;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use collector::{Mark, Origin};
 pub use discovery::{EndpointReport, StatusClasses};
