@@ -27,8 +27,9 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use palisade_core::{ConfigError, SessionKey};
+use palisade_core::{ConfigError, EndpointCatalogue, SessionKey};
 use palisade_jwt::{TokenConfig, TokenPolicy};
+use palisade_learn::LearnLayer;
 use palisade_limit::{Rule, TrustedProxies};
 use palisade_session::{AutoDetect, Identifier};
 use serde::Deserialize;
@@ -52,6 +53,41 @@ pub struct ShieldConfig {
     /// JWT validation.
     #[serde(default)]
     jwt: JwtSection,
+    /// The learning layer.
+    #[serde(default)]
+    learning: LearningSection,
+}
+
+/// `[learning]`: off unless `enabled = true`; unset numbers keep the
+/// defaults of [`LearnLayer::builder`](palisade_learn::LearnLayer::builder).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearningSection {
+    #[serde(default)]
+    enabled: bool,
+    report_after: Option<u64>,
+    max_endpoints: Option<usize>,
+    max_siblings: Option<usize>,
+    max_hosts: Option<usize>,
+    candidate_ttl_secs: Option<u64>,
+    maintenance_interval_secs: Option<u64>,
+    /// Declared endpoints, whose templates win over guessed ones.
+    #[serde(default)]
+    endpoints: Vec<EndpointEntry>,
+}
+
+/// `{ method = "GET", template = "/users/{id}", host = "*" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointEntry {
+    method: String,
+    template: String,
+    #[serde(default = "any_host")]
+    host: String,
+}
+
+fn any_host() -> String {
+    "*".to_owned()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -378,6 +414,34 @@ impl ShieldConfig {
         } else {
             builder = builder.without_auto_detect();
         }
+
+        let learning = self.learning;
+        if learning.enabled {
+            let mut catalogue = EndpointCatalogue::builder();
+            for e in &learning.endpoints {
+                catalogue = catalogue.endpoint_on(&e.method, &e.host, &e.template)?;
+            }
+            let mut learn = LearnLayer::builder().catalogue(catalogue.build()?);
+            if let Some(n) = learning.report_after {
+                learn = learn.report_after(n);
+            }
+            if let Some(n) = learning.max_endpoints {
+                learn = learn.max_endpoints(n);
+            }
+            if let Some(n) = learning.max_siblings {
+                learn = learn.max_siblings(n);
+            }
+            if let Some(n) = learning.max_hosts {
+                learn = learn.max_hosts(n);
+            }
+            if let Some(secs) = learning.candidate_ttl_secs {
+                learn = learn.candidate_ttl(Duration::from_secs(secs));
+            }
+            if let Some(secs) = learning.maintenance_interval_secs {
+                learn = learn.maintenance_interval(Duration::from_secs(secs));
+            }
+            builder = builder.learning(learn);
+        }
         Ok(builder)
     }
 }
@@ -501,6 +565,38 @@ min_sample = 500
             ["header:x-api-key", "cookie:session", "claim:auth0:$.sub"]
         );
         assert_eq!(shield.auto_detect().unwrap().report().threshold, 0.02);
+    }
+
+    #[test]
+    fn learning_is_read_and_off_by_default() {
+        let off = ShieldConfig::from_toml("").unwrap().into_builder().unwrap();
+        assert!(off.build().unwrap().learned().is_none());
+
+        let text = r#"
+[learning]
+enabled = true
+report_after = 3
+max_endpoints = 100
+endpoints = [{ method = "GET", template = "/users/{id}" }]
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        let learned = shield.learned().unwrap();
+        let catalogue = learned.catalogue().unwrap();
+        assert_eq!(catalogue.endpoints()[0].template(), "/users/{id}");
+
+        let bad = "[learning]\nenabled = true\nreport_after = 0\n";
+        let err = ShieldConfig::from_toml(bad)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("report_after"), "{err}");
     }
 
     #[test]
