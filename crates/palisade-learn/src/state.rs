@@ -508,19 +508,28 @@ impl Inner {
                     && c.segments.len() > i
                     && c.segments[..i] == prefix[..]
             };
-            for (key, c) in &all {
-                if !under(c) {
-                    continue;
-                }
-                let Segment::Literal(name) = &c.segments[i] else {
-                    continue;
-                };
-                if !self.is_candidate(c) {
-                    // Reported, saved or ignored endpoints keep their name.
+            // Reported, saved and ignored children keep their names, and
+            // candidates with the same name stay with them.
+            let mut kept = std::collections::HashSet::new();
+            for (_, c) in &all {
+                if let (true, false, Segment::Literal(name)) = (
+                    under(c),
+                    self.is_candidate(c),
+                    &c.segments.get(i).unwrap_or(&Segment::Variable),
+                ) {
                     let mut child = parent_hash.clone();
                     feed(&mut child, Some(name));
                     self.kept.insert(child.finish());
+                    kept.insert(name.clone());
+                }
+            }
+            for (key, c) in &all {
+                if !under(c) || !self.is_candidate(c) {
                     continue;
+                }
+                match &c.segments[i] {
+                    Segment::Literal(name) if !kept.contains(name) => {}
+                    _ => continue,
                 }
                 let mut segments = c.segments.clone();
                 segments[i] = Segment::Variable;

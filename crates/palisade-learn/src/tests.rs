@@ -226,3 +226,32 @@ fn bad_settings_are_named() {
     let err = LearnLayer::builder().max_hosts(33).build().unwrap_err();
     assert!(err.to_string().contains("max_hosts"), "{err}");
 }
+
+/// Regression: a candidate under a kept name was collapsed with the
+/// crowd, so the request path (which keeps the name) no longer found it.
+#[tokio::test]
+async fn candidates_under_a_kept_name_stay_with_it() {
+    let h = Harness::new(LearnLayer::builder().report_after(2).max_siblings(2));
+    h.get("/users/1").await;
+    h.get("/users/2").await;
+    for path in ["/users/5/alpha", "/a", "/b", "/c"] {
+        h.get(path).await;
+    }
+    h.state.maintain();
+    let mut templates = h.state.endpoints();
+    templates.retain(|e| e.template != "/users/{var1}");
+    assert_eq!(templates[0].template, "/{var1}");
+    assert_eq!(h.state.tracked(), 3);
+
+    // Both paths still land on the collectors they had.
+    h.get("/users/6/alpha").await;
+    h.get("/d").await;
+    assert_eq!(h.state.tracked(), 3);
+    let snapshot = h.state.snapshot();
+    let alpha = snapshot
+        .endpoints
+        .iter()
+        .find(|e| e.template == "/users/{var1}/alpha")
+        .unwrap();
+    assert_eq!(alpha.status.success, 2);
+}
