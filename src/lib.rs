@@ -55,9 +55,9 @@ pub use palisade_jwt::Claims;
 pub use palisade_jwt::{
     JwtLayer, JwtRejection, RejectionKind, TokenAction, TokenConfig, TokenKeys, TokenPolicy,
 };
+pub use palisade_learn::{LearnLayer, LearnedState};
 pub use palisade_limit::{
     Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,
 };
-pub use palisade_learn::{LearnLayer, LearnedState};
 pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
 pub use shield::{Shield, ShieldBuilder, ShieldService};

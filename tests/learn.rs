@@ -490,3 +490,26 @@ mod admin {
         );
     }
 }
+
+#[tokio::test]
+async fn the_shields_catalogue_is_the_learning_layers_too() {
+    let catalogue = EndpointCatalogue::builder()
+        .endpoint("GET", "/items/{item_id}")
+        .unwrap()
+        .build()
+        .unwrap();
+    let shield = Shield::builder()
+        .endpoints(catalogue)
+        .learning(LearnLayer::builder().report_after(2))
+        .build()
+        .unwrap();
+    let app = Router::new().route("/items/{x}", route_get(|| async { "item" }));
+    let addr = serve_axum(Router::new().fallback_service(shield.layer(app))).await;
+    for item in ["lamp", "chair"] {
+        get(addr, &format!("/items/{item}"), &[]).await;
+    }
+    let endpoints = shield.learned().unwrap().endpoints();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0].template, "/items/{item_id}");
+    assert_eq!(endpoints[0].origin, Origin::Declared);
+}
