@@ -536,3 +536,29 @@ async fn no_rules_pass_requests_untouched() {
     assert!(seen.headers().is_empty());
     assert!(seen.extensions().get::<RateLimitDecision>().is_none());
 }
+
+#[test]
+fn two_threads_through_the_layer_never_exceed_the_burst_on_one_key() {
+    let clock = clock();
+    let rule = Rule::builder("shared", Quota::per_hour(n(1)).with_burst(n(40)))
+        .build()
+        .unwrap();
+    let app = App::new(&clock, vec![rule]);
+    let allowed: usize = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let app = app.clone();
+                s.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    (0..300)
+                        .filter(|_| rt.block_on(app.send(session_request(9))).status() == 200)
+                        .count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(allowed, 40);
+}
