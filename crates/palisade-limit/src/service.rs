@@ -109,7 +109,7 @@ where
         } else {
             request.extensions().get::<Endpoint>().copied()
         };
-        let mut evaluation = Evaluation::new(&request, endpoint);
+        let mut evaluation = Evaluation::new(&request);
         let mut pending = Vec::new();
         {
             let view = RequestView {
@@ -144,6 +144,12 @@ where
             }
         }
 
+        if !evaluation.hits.is_empty() {
+            // Only refusals are logged, so only they pay for the endpoint.
+            let endpoint = endpoint.or_else(|| self.shared.catalogue.endpoint_of(&mut request));
+            evaluation.log(endpoint);
+        }
+
         if pending.is_empty() {
             // Decided here and now: the request is not moved until the call.
             return match evaluation.report() {
@@ -165,9 +171,15 @@ where
         let shared = self.shared.clone();
         let rules = self.rules.clone();
         ResponseFuture::waiting(Box::pin(async move {
+            // The hits of the first poll were logged already.
+            evaluation.hits.clear();
             for (index, tier, check) in pending {
                 let result = check.await;
                 evaluation.record(&rules.rules[index], tier, result);
+            }
+            if !evaluation.hits.is_empty() {
+                let endpoint = shared.catalogue.endpoint_of(&mut request);
+                evaluation.log(endpoint);
             }
             match evaluation.next(&shared, request) {
                 Decided::Call(request, report) => Next::Call(inner.call(request), report),
@@ -238,7 +250,8 @@ fn write_u64(out: &mut [u8], mut n: u64) -> usize {
 /// The answers of the matching rules, folded into one decision.
 struct Evaluation {
     session: Option<SessionId>,
-    endpoint: Option<Endpoint>,
+    /// Refusals and shadow hits, to be logged.
+    hits: Vec<RateLimitDecision>,
     refused: Option<Report>,
     shadowed: Option<Report>,
     /// The allowed rule with the least of its burst left, as a fraction.
@@ -246,10 +259,10 @@ struct Evaluation {
 }
 
 impl Evaluation {
-    fn new<B>(request: &Request<B>, endpoint: Option<Endpoint>) -> Self {
+    fn new<B>(request: &Request<B>) -> Self {
         Self {
             session: request.extensions().get::<Session>().and_then(Session::id),
-            endpoint,
+            hits: Vec::new(),
             refused: None,
             shadowed: None,
             closest: None,
@@ -296,7 +309,7 @@ impl Evaluation {
                 }
             }
             _ => {
-                self.log(&decision);
+                self.hits.push(decision);
                 let slot = if outcome == RateLimitOutcome::Refused {
                     &mut self.refused
                 } else {
@@ -307,18 +320,20 @@ impl Evaluation {
         }
     }
 
-    fn log(&self, decision: &RateLimitDecision) {
-        let endpoint = self.endpoint.map(tracing::field::display);
-        let session = self.session.map(tracing::field::display);
-        tracing::debug!(
-            target: TRACE_TARGET,
-            rule = decision.rule,
-            outcome = %decision.outcome,
-            endpoint,
-            session,
-            retry_after_ms = decision.retry_after.as_millis() as u64,
-            "rate limit exceeded"
-        );
+    fn log(&self, endpoint: Option<Endpoint>) {
+        for decision in &self.hits {
+            let endpoint = endpoint.map(tracing::field::display);
+            let session = self.session.map(tracing::field::display);
+            tracing::debug!(
+                target: TRACE_TARGET,
+                rule = decision.rule,
+                outcome = %decision.outcome,
+                endpoint,
+                session,
+                retry_after_ms = decision.retry_after.as_millis() as u64,
+                "rate limit exceeded"
+            );
+        }
     }
 
     fn report(self) -> Option<Report> {

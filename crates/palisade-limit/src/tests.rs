@@ -562,3 +562,74 @@ fn two_threads_through_the_layer_never_exceed_the_burst_on_one_key() {
     });
     assert_eq!(allowed, 40);
 }
+
+/// Records every event's level, target and fields, as a subscriber would
+/// print them.
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={:?}", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        let mut fields = Fields(format!("{} {}", meta.level(), meta.target()));
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn refusals_and_shadow_hits_are_logged_at_debug_with_rule_endpoint_and_session() {
+    let clock = clock();
+    let block = Rule::builder("block", per_minute(1)).build().unwrap();
+    let shadow = Rule::builder("shadow", per_minute(1))
+        .action(Action::Log)
+        .count_by(CountBy::header("x-key").unwrap())
+        .build()
+        .unwrap();
+    let app = App::new(&clock, vec![block, shadow]);
+    let capture = Arc::new(Capture::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let request = || {
+        let r = get("/users/1").header("x-key", "secret-value").body(());
+        with_session(r.unwrap(), 0xabc)
+    };
+    rt.block_on(app.send(request()));
+    tracing::subscriber::with_default(capture.clone(), || {
+        let seen = rt.block_on(app.send(request()));
+        assert_eq!(seen.status(), 429);
+    });
+    let events = capture.0.lock().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let session = SessionId::from_u128(0xabc).to_string();
+    for (event, rule, outcome) in [
+        (&events[0], "block", "refused"),
+        (&events[1], "shadow", "shadowed"),
+    ] {
+        assert!(event.starts_with("DEBUG palisade::limit"), "{event}");
+        assert!(event.contains(&format!("rule=\"{rule}\"")), "{event}");
+        assert!(event.contains(&format!("outcome={outcome}")), "{event}");
+        assert!(event.contains("endpoint=GET /users/{id}"), "{event}");
+        assert!(event.contains(&format!("session={session}")), "{event}");
+        assert!(!event.contains("secret-value"), "{event}");
+    }
+}
