@@ -202,6 +202,22 @@ struct RateLimitsSection {
     /// the client IP.
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    /// Where the state lives: `"memory"` (the default) or, with the
+    /// `redis` feature, `{ redis = { url = "redis://..", .. } }`.
+    #[serde(default)]
+    store: StoreSpec,
+}
+
+/// The `store` setting of `[rate_limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum StoreSpec {
+    /// In this process' memory.
+    #[default]
+    Memory,
+    /// In Redis, shared by a fleet; see [`palisade_limit::RedisConfig`].
+    #[cfg(feature = "redis")]
+    Redis(palisade_limit::RedisConfig),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -389,6 +405,14 @@ impl ShieldConfig {
 
         for rule in self.rate_limits.rules {
             builder = builder.rate_limit(rule);
+        }
+        match self.rate_limits.store {
+            StoreSpec::Memory => {}
+            // Connects lazily; needs the tokio runtime the server runs on.
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis(config) => {
+                builder = builder.rate_limit_store(palisade_limit::RedisStore::new(config)?);
+            }
         }
         if !self.rate_limits.trusted_proxies.is_empty() {
             builder =
@@ -636,6 +660,43 @@ mitigation_secs = 600
             .into_builder()
             .unwrap_err();
         assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
+    }
+
+    #[test]
+    fn the_store_is_memory_unless_told() {
+        let text = "[rate_limits]\nstore = \"memory\"\n";
+        let config = ShieldConfig::from_toml(text).unwrap();
+        assert!(matches!(config.rate_limits.store, StoreSpec::Memory));
+        assert!(ShieldConfig::from_toml("[rate_limits]\nstore = \"disk\"\n").is_err());
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn the_redis_store_is_read_with_its_settings() {
+        let text = r#"
+[rate_limits.store.redis]
+url = "redis://127.0.0.1:1"
+prefix = "shop"
+timeout_ms = 20
+on_failure = { local = { share = 0.5 } }
+"#;
+        let config = ShieldConfig::from_toml(text).unwrap();
+        let StoreSpec::Redis(redis) = &config.rate_limits.store else {
+            panic!("not the redis store: {:?}", config.rate_limits.store);
+        };
+        assert_eq!(redis.key_prefix(), "shop");
+        assert_eq!(redis.timeout_duration(), Duration::from_millis(20));
+        let shield = config.into_builder().unwrap().build().unwrap();
+        assert!(matches!(
+            shield.rate_limits().store(),
+            palisade_limit::Store::Redis(_)
+        ));
+        let bad = "[rate_limits.store.redis]\nurl = \"redis://h\"\ntimeout_ms = 0\n";
+        let err = ShieldConfig::from_toml(bad)
+            .unwrap()
+            .into_builder()
+            .unwrap_err();
+        assert!(err.to_string().contains("redis timeout"), "{err}");
     }
 
     #[test]

@@ -59,5 +59,7 @@ pub use palisade_learn::{LearnLayer, LearnedState};
 pub use palisade_limit::{
     Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,
 };
+#[cfg(feature = "redis")]
+pub use palisade_limit::{FailurePolicy, RedisConfig, RedisStore};
 pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
 pub use shield::{Shield, ShieldBuilder, ShieldService};

@@ -202,7 +202,9 @@ impl ShieldBuilder {
     }
 
     /// Sets where rate limit state lives; the default is in memory on the
-    /// system clock.
+    /// system clock. With the `redis` feature, a
+    /// [`RedisStore`](palisade_limit::RedisStore) shares the limits with
+    /// every instance that uses the same Redis, prefix and session key.
     pub fn rate_limit_store(mut self, store: impl Into<Store>) -> Self {
         self.limits = self.limits.store(store.into());
         self

@@ -86,4 +86,6 @@ pub use layer::{RateLimitLayer, RateLimitLayerBuilder};
 pub use quota::Quota;
 pub use rule::{Action, DEFAULT_MAX_KEYS, MAX_COUNT_BY, Missing, Rule, RuleBuilder};
 pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, TRACE_TARGET};
+#[cfg(feature = "redis")]
+pub use store::{FailurePolicy, RedisConfig, RedisStore};
 pub use store::{MemoryStore, RateLimitStore, Store};

@@ -20,6 +20,8 @@
 //! every deployment.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::error::Error;
 use std::fmt;
@@ -29,6 +31,8 @@ use std::time::Duration;
 
 use palisade_core::ConfigError;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{FailurePolicy, RedisCheck, RedisConfig, RedisCounter, RedisStore};
 pub use memory::{MemoryCounter, MemoryStore};
 
 use crate::Quota;
@@ -202,13 +206,16 @@ pub trait RateLimitStore: Clone + Send + Sync + fmt::Debug + 'static {
 /// The stores Palisade ships, in one type: what a
 /// [`RateLimitLayer`](crate::RateLimitLayer) uses unless told otherwise.
 ///
-/// Today it holds the in-memory store; the Redis store joins it as a
-/// variant behind the `redis` feature.
+/// It holds the in-memory store and, with the `redis` feature, the Redis
+/// store.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Store {
     /// State in this process' memory.
     Memory(MemoryStore),
+    /// State in Redis, shared by a fleet.
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
 }
 
 impl Default for Store {
@@ -223,12 +230,22 @@ impl From<MemoryStore> for Store {
     }
 }
 
+#[cfg(feature = "redis")]
+impl From<RedisStore> for Store {
+    fn from(store: RedisStore) -> Self {
+        Self::Redis(store)
+    }
+}
+
 /// The state of one rule in a [`Store`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreCounter {
     /// In memory.
     Memory(MemoryCounter),
+    /// In Redis.
+    #[cfg(feature = "redis")]
+    Redis(RedisCounter),
 }
 
 /// The answer of a [`Store`].
@@ -237,6 +254,10 @@ pub enum StoreCounter {
 pub enum StoreCheck {
     /// From the in-memory store: ready at once.
     Memory(std::future::Ready<Result<Verdict, StoreError>>),
+    /// From the Redis store: ready at once from its deny cache, else after
+    /// a round trip.
+    #[cfg(feature = "redis")]
+    Redis(RedisCheck),
 }
 
 impl Future for StoreCheck {
@@ -248,6 +269,8 @@ impl Future for StoreCheck {
     ) -> std::task::Poll<Self::Output> {
         match self.get_mut() {
             Self::Memory(ready) => std::pin::Pin::new(ready).poll(cx),
+            #[cfg(feature = "redis")]
+            Self::Redis(check) => std::pin::Pin::new(check).poll(cx),
         }
     }
 }
@@ -259,6 +282,8 @@ impl RateLimitStore for Store {
     fn counter(&self, spec: &CounterSpec<'_>) -> Result<StoreCounter, ConfigError> {
         match self {
             Self::Memory(store) => store.counter(spec).map(StoreCounter::Memory),
+            #[cfg(feature = "redis")]
+            Self::Redis(store) => store.counter(spec).map(StoreCounter::Redis),
         }
     }
 
@@ -267,6 +292,15 @@ impl RateLimitStore for Store {
             (Self::Memory(store), StoreCounter::Memory(counter)) => {
                 StoreCheck::Memory(store.check(counter, key, tier))
             }
+            #[cfg(feature = "redis")]
+            (Self::Redis(store), StoreCounter::Redis(counter)) => {
+                StoreCheck::Redis(store.check(counter, key, tier))
+            }
+            // Counters are made by the store that checks them.
+            #[cfg(feature = "redis")]
+            _ => StoreCheck::Memory(std::future::ready(Err(StoreError::new(
+                "a counter of another store",
+            )))),
         }
     }
 }
