@@ -13,7 +13,8 @@
 //!
 //! State lives in a [`RateLimitStore`]: [`MemoryStore`] runs governor's
 //! GCRA over a bounded table per rule, with automatic eviction of idle
-//! keys; the trait is the contract for networked stores.
+//! keys; with the `redis` feature, `RedisStore` (in [`store`]) keeps
+//! it in Redis so that a fleet of instances enforces one limit.
 //!
 //! # Example
 //!
@@ -67,8 +68,8 @@
 //! headers) gets a new quota with each; pair per-session rules with a rule
 //! by client IP or by a verified claim. The client IP is only as good as
 //! the [`TrustedProxies`] setting: trust exactly the proxies in front of
-//! the server. The in-memory store limits one process; a fleet needs a
-//! shared store.
+//! the server. The in-memory store limits one process; a fleet needs the
+//! Redis store, and the same session key on every instance.
 
 mod future;
 mod key;
