@@ -30,6 +30,9 @@ use std::time::Duration;
 use palisade_core::{ConfigError, EndpointCatalogue, SessionKey};
 use palisade_jwt::{TokenConfig, TokenPolicy};
 use palisade_learn::LearnLayer;
+use palisade_learn::{
+    RateRecommender, RuleAction, SequenceRule, SequenceRuleKind, SequenceTracker,
+};
 use palisade_limit::{Rule, TrustedProxies};
 use palisade_session::{AutoDetect, Identifier};
 use serde::Deserialize;
@@ -56,6 +59,78 @@ pub struct ShieldConfig {
     /// The learning layer.
     #[serde(default)]
     learning: LearningSection,
+    /// Per-session rate recommendations.
+    #[serde(default)]
+    recommendations: RecommendationsSection,
+    /// Sequence analytics and sequence rules.
+    #[serde(default)]
+    sequences: SequencesSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendationsSection {
+    #[serde(default)]
+    enabled: bool,
+    max_entries: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SequencesSection {
+    /// Tracks sequences; implied by rules.
+    #[serde(default)]
+    enabled: bool,
+    max_sessions: Option<usize>,
+    max_patterns: Option<usize>,
+    max_len: Option<usize>,
+    #[serde(default)]
+    rules: Vec<SequenceRuleEntry>,
+}
+
+/// One sequence rule, checked as it is read.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "SequenceRuleSpec")]
+struct SequenceRuleEntry(SequenceRule);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SequenceRuleSpec {
+    name: String,
+    kind: SequenceRuleKind,
+    first: Checked<EndpointSpec>,
+    then: Checked<EndpointSpec>,
+    window_secs: Option<u64>,
+    action: Option<RuleAction>,
+    #[serde(default)]
+    priority: i32,
+}
+
+impl TryFrom<SequenceRuleSpec> for SequenceRuleEntry {
+    type Error = String;
+
+    fn try_from(spec: SequenceRuleSpec) -> Result<Self, String> {
+        let (Checked(first), Checked(then)) = (spec.first, spec.then);
+        let mut rule = match spec.kind {
+            SequenceRuleKind::Allow => SequenceRule::allow(&spec.name, &first, &then),
+            SequenceRuleKind::Block => SequenceRule::block(&spec.name, &first, &then),
+        }
+        .map_err(|e| e.to_string())?
+        .priority(spec.priority);
+        if let Some(secs) = spec.window_secs {
+            if secs == 0 {
+                return Err(format!(
+                    "sequence rule {:?}: window_secs must be positive",
+                    spec.name
+                ));
+            }
+            rule = rule.window(Duration::from_secs(secs));
+        }
+        if let Some(action) = spec.action {
+            rule = rule.action(action);
+        }
+        Ok(Self(rule))
+    }
 }
 
 /// `[learning]`: off unless `enabled = true`; unset numbers keep the
@@ -257,6 +332,16 @@ trait Check {
 
 struct HeaderName;
 struct CookieName;
+/// `METHOD /template`, as sequence rules name endpoints.
+struct EndpointSpec;
+
+impl Check for EndpointSpec {
+    type Output = String;
+    fn check(value: &str) -> Result<String, ConfigError> {
+        SequenceRule::allow("check", value, "GET /").map(|_| value.to_owned())
+    }
+}
+
 struct ClaimPath;
 
 impl Check for HeaderName {
@@ -465,6 +550,32 @@ impl ShieldConfig {
                 learn = learn.maintenance_interval(Duration::from_secs(secs));
             }
             builder = builder.learning(learn);
+        }
+
+        let rates = self.recommendations;
+        if rates.enabled {
+            let mut recommender = RateRecommender::builder();
+            if let Some(max) = rates.max_entries {
+                recommender = recommender.max_entries(max);
+            }
+            builder = builder.rate_recommender(recommender.build()?);
+        }
+        let sequences = self.sequences;
+        if sequences.enabled || !sequences.rules.is_empty() {
+            let mut tracker = SequenceTracker::builder();
+            if let Some(max) = sequences.max_sessions {
+                tracker = tracker.max_sessions(max);
+            }
+            if let Some(max) = sequences.max_patterns {
+                tracker = tracker.max_patterns(max);
+            }
+            if let Some(len) = sequences.max_len {
+                tracker = tracker.max_len(len);
+            }
+            builder = builder.sequence_tracker(tracker.build()?);
+        }
+        for SequenceRuleEntry(rule) in sequences.rules {
+            builder = builder.sequence_rule(rule);
         }
         Ok(builder)
     }
@@ -697,6 +808,47 @@ on_failure = { local = { share = 0.5 } }
             .into_builder()
             .unwrap_err();
         assert!(err.to_string().contains("redis timeout"), "{err}");
+    }
+
+    #[test]
+    fn recommendations_sequences_and_rules_are_read() {
+        let text = r#"
+[recommendations]
+enabled = true
+max_entries = 1000
+
+[sequences]
+max_len = 3
+rules = [
+  { name = "checkout-after-cart", kind = "allow", first = "GET /cart", then = "POST /checkout" },
+  { name = "no-double-reset", kind = "block", first = "POST /reset", then = "POST /reset", window_secs = 60, action = "log", priority = 2 },
+]
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(shield.rate_recommender().is_some());
+        assert!(shield.sequence_tracker().is_some());
+        let rules = shield.sequence_rules().rules();
+        assert_eq!(rules[0].name(), "no-double-reset");
+        assert_eq!(rules[0].rule_action(), RuleAction::Log);
+        assert_eq!(rules[0].window_duration(), Duration::from_secs(60));
+        assert_eq!(rules[1].kind(), SequenceRuleKind::Allow);
+
+        let bad = "[sequences]\nrules = [\n  { name = \"r\", kind = \"allow\", first = \"GET\", then = \"GET /b\" },\n]\n";
+        let err = ShieldConfig::from_toml(bad).unwrap_err();
+        assert_eq!(err.line(), Some(3));
+        assert!(err.to_string().contains("endpoint \"GET\""), "{err}");
+        let bad = "[sequences]\nrules = [{ name = \"r\", kind = \"sometimes\", first = \"GET /a\", then = \"GET /b\" }]\n";
+        assert!(
+            ShieldConfig::from_toml(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("sometimes")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | [`session`] (`palisade-session`) | the session layer: header, cookie and JWT claim identifiers |
 //! | [`jwt`] (`palisade-jwt`) | JWT validation: token configurations, cached verification, key rotation, [`Claims`] |
 //! | [`limit`] (`palisade-limit`) | the rate limit layer: rules, quotas, stores |
-//! | [`learn`] (`palisade-learn`) | learning: endpoint discovery, auth posture, admin API |
+//! | [`learn`] (`palisade-learn`) | learning: endpoint discovery, auth posture, rate recommendations, sequences and sequence rules, admin API |
 //!
 //! # Example
 //!
@@ -37,6 +37,7 @@
 //! ```
 
 mod config;
+mod recommend;
 mod shield;
 
 pub use palisade_core as core;
@@ -55,11 +56,15 @@ pub use palisade_jwt::Claims;
 pub use palisade_jwt::{
     JwtLayer, JwtRejection, RejectionKind, TokenAction, TokenConfig, TokenKeys, TokenPolicy,
 };
-pub use palisade_learn::{LearnLayer, LearnedState};
+pub use palisade_learn::{
+    LearnLayer, LearnedState, RateRecommender, Recommendation, RuleAction, SequenceRule,
+    SequenceRuleKind, SequenceRuleLayer, SequenceTracker,
+};
 pub use palisade_limit::{
     Action, CountBy, MemoryStore, Missing, Quota, RateLimitLayer, Rule, TrustedProxies,
 };
 #[cfg(feature = "redis")]
 pub use palisade_limit::{FailurePolicy, RedisConfig, RedisStore};
 pub use palisade_session::{AutoDetect, AutoDetectReport, Identifier, SessionLayer};
+pub use recommend::rule_from;
 pub use shield::{Shield, ShieldBuilder, ShieldService};

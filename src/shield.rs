@@ -3,9 +3,14 @@
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
+use std::sync::Arc;
+
 use palisade_core::{ConfigError, EndpointCatalogue, RateLimitDecision, SessionKey, SharedClock};
 use palisade_jwt::{JwtLayer, JwtLayerBuilder, JwtService, TokenConfig, TokenKeys, TokenPolicy};
-use palisade_learn::{LearnLayer, LearnLayerBuilder, LearnService, LearnedState};
+use palisade_learn::{
+    LearnLayer, LearnLayerBuilder, LearnService, LearnedState, RateRecommender, SequenceRule,
+    SequenceRuleLayer, SequenceRuleLayerBuilder, SequenceRuleService, SequenceTracker,
+};
 use palisade_limit::{
     RateLimit, RateLimitLayer, RateLimitLayerBuilder, Rule, Store, TrustedProxies,
 };
@@ -17,7 +22,7 @@ use tower_layer::Layer;
 
 /// All of Palisade's layers, stacked in the order the design gives: JWT
 /// validation, session (with the auto-detect layer just inside it), then
-/// rate limit, then learning, then the application.
+/// rate limit, then learning, then sequence rules, then the application.
 ///
 /// Every layer is always applied; one with nothing configured passes
 /// requests on at the cost of a branch.
@@ -30,11 +35,14 @@ pub struct Shield {
     auto_detect: Option<AutoDetect>,
     limits: RateLimitLayer,
     learning: LearnLayer,
+    sequences: SequenceRuleLayer,
+    rates: Option<RateRecommender>,
 }
 
 /// The service a [`Shield`] wraps around an application.
-pub type ShieldService<S> =
-    JwtService<SessionService<AutoDetectService<RateLimit<LearnService<S>, Store>>>>;
+pub type ShieldService<S> = JwtService<
+    SessionService<AutoDetectService<RateLimit<LearnService<SequenceRuleService<S>>, Store>>>,
+>;
 
 impl Shield {
     /// A builder with nothing configured: requests are anonymous until
@@ -81,11 +89,36 @@ impl Shield {
         self.learning.state()
     }
 
-    /// The learning layer's admin API, to mount behind authentication (see
-    /// [`LearnedState::admin_router`]); `None` when learning is off.
+    /// The sequence rule layer, innermost in the shield.
+    pub fn sequence_rules(&self) -> &SequenceRuleLayer {
+        &self.sequences
+    }
+
+    /// The sequence tracker: histories, pairs and sequences learned, if
+    /// sequences are tracked.
+    pub fn sequence_tracker(&self) -> Option<&SequenceTracker> {
+        self.sequences.tracker()
+    }
+
+    /// The rate recommender, if rates are learned.
+    pub fn rate_recommender(&self) -> Option<&RateRecommender> {
+        self.rates.as_ref()
+    }
+
+    /// The admin API, to mount behind authentication: the learning layer's
+    /// routes (see [`LearnedState::admin_router`]) and, when configured,
+    /// `GET /recommendations` and `GET /sequences` (see
+    /// [`insight_routes`](palisade_learn::insight_routes)); `None` when
+    /// none of them is on.
     #[cfg(feature = "admin")]
     pub fn admin_router(&self) -> Option<axum::Router> {
-        self.learned().map(LearnedState::admin_router)
+        let tracker = self.sequence_tracker().cloned();
+        let insights = (self.rates.is_some() || tracker.is_some())
+            .then(|| palisade_learn::insight_routes(self.rates.clone(), tracker));
+        match (self.learned().map(LearnedState::admin_router), insights) {
+            (Some(learned), Some(insights)) => Some(learned.merge(insights)),
+            (learned, insights) => learned.or(insights),
+        }
     }
 }
 
@@ -97,7 +130,7 @@ impl<S> Layer<S> for Shield {
             Some(auto) => auto.layer(),
             None => AutoDetectLayer::off(),
         };
-        let learning = self.learning.layer(inner);
+        let learning = self.learning.layer(self.sequences.layer(inner));
         self.jwt
             .layer(self.sessions.layer(auto.layer(self.limits.layer(learning))))
     }
@@ -114,6 +147,10 @@ pub struct ShieldBuilder {
     limits: RateLimitLayerBuilder<Store>,
     learning: Option<LearnLayerBuilder>,
     catalogue: Option<EndpointCatalogue>,
+    sequence_rules: Vec<SequenceRule>,
+    tracker: Option<SequenceTracker>,
+    rates: Option<RateRecommender>,
+    learning_clock: Option<SharedClock>,
 }
 
 impl Default for ShieldBuilder {
@@ -126,6 +163,10 @@ impl Default for ShieldBuilder {
             limits: RateLimitLayerBuilder::default(),
             learning: None,
             catalogue: None,
+            sequence_rules: Vec::new(),
+            tracker: None,
+            rates: None,
+            learning_clock: None,
         }
     }
 }
@@ -242,6 +283,37 @@ impl ShieldBuilder {
         self
     }
 
+    /// Adds a sequence rule; see [`SequenceRule`].
+    pub fn sequence_rule(mut self, rule: SequenceRule) -> Self {
+        self.sequence_rules.push(rule);
+        self
+    }
+
+    /// Tracks sequences in `tracker` (its clock is the rules' clock); with
+    /// sequence rules and no tracker, the shield makes one.
+    pub fn sequence_tracker(mut self, tracker: SequenceTracker) -> Self {
+        self.tracker = Some(tracker);
+        self
+    }
+
+    /// Learns per-session rates in `recommender`, from every 2xx answer: fed
+    /// by the learning layer when learning is on, else by the sequence rule
+    /// layer.
+    pub fn rate_recommender(mut self, recommender: RateRecommender) -> Self {
+        self.rates = Some(recommender);
+        self
+    }
+
+    /// The clock that stamps the answers recorded for learning (by the
+    /// learning layer and the sequence rule layer) and that sequence rules
+    /// read; by default the learning layer's own, and the tracker's (else the
+    /// system clock) for sequences. Build the sequence tracker and the rate
+    /// recommender on the same clock.
+    pub fn learning_clock(mut self, clock: SharedClock) -> Self {
+        self.learning_clock = Some(clock);
+        self
+    }
+
     /// Builds the shield; fails on a configuration error, naming it.
     pub fn build(self) -> Result<Shield, ConfigError> {
         let mut sessions = self.sessions;
@@ -252,16 +324,47 @@ impl ShieldBuilder {
         if let Some(key) = self.session_key {
             jwt = jwt.key(key);
         }
+        let mut sequences = SequenceRuleLayerBuilder::default();
+        for rule in self.sequence_rules {
+            sequences = sequences.rule(rule);
+        }
+        if let Some(tracker) = self.tracker {
+            sequences = sequences.tracker(tracker);
+        }
+        if let Some(clock) = &self.learning_clock {
+            sequences = sequences.clock(clock.clone());
+        }
+        if let Some(catalogue) = &self.catalogue {
+            sequences = sequences.catalogue(catalogue.clone());
+        }
+        let mut learning = self.learning;
+        if let Some(clock) = self.learning_clock {
+            learning = learning.map(|l| l.clock(clock));
+        }
+        // The learning layer feeds the recommender; without it, the
+        // sequence rule layer does.
+        if let Some(rates) = &self.rates {
+            let recorder = Arc::new(rates.clone());
+            learning = match learning {
+                Some(l) => Some(l.recorder(recorder)),
+                None => {
+                    sequences = sequences.recorder(recorder);
+                    None
+                }
+            };
+        }
         Ok(Shield {
             jwt: jwt.build()?,
             sessions: sessions.build()?,
             auto_detect: self.auto_detect,
             limits: self.limits.build()?,
-            learning: match (self.learning, self.catalogue) {
+            learning: match (learning, self.catalogue) {
                 (Some(learning), Some(catalogue)) => learning.catalogue(catalogue).build()?,
                 (Some(learning), None) => learning.build()?,
                 (None, _) => LearnLayer::disabled(),
             },
+            sequences: sequences.build()?,
+            rates: self.rates,
         })
     }
 }

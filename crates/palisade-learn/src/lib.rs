@@ -1,5 +1,6 @@
-//! Palisade's learning layer: what does the API look like, and which of its
-//! endpoints answer without authentication.
+//! Palisade's learning layer: what does the API look like, which of its
+//! endpoints answer without authentication, how fast and in which order
+//! sessions call them, and rules that enforce that order.
 //!
 //! [`LearnLayer`] watches every request and its response status. From the
 //! 2xx responses it learns:
@@ -48,6 +49,53 @@
 //! assert_eq!(state.posture()[0].posture, Posture::Missing);
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! # Rate recommendations, sequences and sequence rules
+//!
+//! Collectors join the layer as [`Recorder`]s, fed an [`Observation`] for
+//! every 2xx answer; tests and other stacks may call [`Recorder::record`]
+//! directly.
+//!
+//! - [`RateRecommender`]: per endpoint, each session's highest request
+//!   count in any 10-minute window; the p50, p90 and p99 across sessions in
+//!   a mergeable [`QuantileSketch`] (1% relative error), and a suggested
+//!   limit ([`Recommendation`]) once 50 sessions were seen in 24 hours.
+//! - [`SequenceTracker`]: per session, the last 10 endpoints (repeats
+//!   collapsed, a 10-minute gap starts anew); counts of ordered pairs and
+//!   sequences with a precedence score.
+//! - [`SequenceRuleLayer`] (module [`sequence_rule`]): [`SequenceRule`]s
+//!   that allow or block one endpoint after another, answering 403 or only
+//!   logging.
+//!
+//! ```
+//! use palisade_core::{Clock, Endpoint, HostPattern, ManualClock, SessionId};
+//! use palisade_learn::{Observation, RateRecommender, Recorder, SequenceTracker};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new(Duration::from_secs(1_700_000_000));
+//! let rates = RateRecommender::builder().clock(clock.shared()).build()?;
+//! let sequences = SequenceTracker::builder().clock(clock.shared()).build()?;
+//! let items = Endpoint::new(http::Method::GET, HostPattern::Any, "/items/{id}");
+//!
+//! // 100 sessions, session i calling 10 + i % 10 times in a minute.
+//! for i in 0..100u32 {
+//!     for _ in 0..10 + i % 10 {
+//!         let seen = Observation {
+//!             endpoint: items,
+//!             session: Some(SessionId::from_u128(u128::from(i) + 1)),
+//!             status: http::StatusCode::OK,
+//!             at: clock.now(),
+//!         };
+//!         rates.record(&seen);
+//!         sequences.record(&seen);
+//!     }
+//! }
+//! let recommendation = rates.recommendation(items).unwrap();
+//! assert_eq!(recommendation.sessions, 100);
+//! assert!((recommendation.p99 - 19.0).abs() <= 0.19);
+//! assert_eq!(recommendation.limit, 29); // ceil(1.5 × p99)
+//! # Ok::<(), palisade_core::ConfigError>(())
 //! ```
 //!
 //! # Path heuristics
@@ -99,12 +147,17 @@ mod atomic_set;
 mod collector;
 mod discovery;
 mod future;
+mod insight_routes;
 mod keyhash;
 mod layer;
 mod normalize;
 mod observe;
 mod openapi;
 mod posture;
+mod quantile;
+mod rates;
+mod sequence;
+pub mod sequence_rule;
 mod service;
 mod sketch;
 mod snapshot;
@@ -115,9 +168,24 @@ mod tests;
 pub use collector::{Mark, Origin};
 pub use discovery::{EndpointReport, StatusClasses};
 pub use future::ResponseFuture;
+#[cfg(feature = "admin")]
+pub use insight_routes::insight_routes;
+pub use insight_routes::{recommendations_json, sequences_json};
 pub use layer::{LearnLayer, LearnLayerBuilder};
 pub use observe::{Observation, Recorder};
 pub use posture::{Posture, PostureReport};
+pub use quantile::{QuantileSketch, RELATIVE_ERROR};
+pub use rates::{
+    Confidence, EndpointRates, HORIZON, MIN_SESSIONS, RateRecommender, RateRecommenderBuilder,
+    Recommendation, SuggestedAction, WINDOW,
+};
+pub use sequence::{
+    HISTORY, Pattern, SEQUENCE_GAP, SequenceReport, SequenceTracker, SequenceTrackerBuilder,
+};
+pub use sequence_rule::{
+    RuleAction, SequenceRule, SequenceRuleKind, SequenceRuleLayer, SequenceRuleLayerBuilder,
+    SequenceRuleService, SequenceRuleViolation,
+};
 pub use service::LearnService;
 pub use snapshot::{EndpointRecord, SNAPSHOT_VERSION, Snapshot};
 pub use state::LearnedState;
