@@ -87,7 +87,7 @@ impl Confidence {
 /// The p99 is what the busiest normal sessions do; a rule at the p99 would
 /// refuse one session in a hundred on an ordinary day. The 50% headroom
 /// covers the sketch's 1% error, the window's undercount (at most a tenth,
-/// see the [module docs](self)) and ordinary growth, while a client that
+/// see [`RateRecommender`]) and ordinary growth, while a client that
 /// goes well beyond what real sessions do (a scraper, a credential stuffer)
 /// still trips it. Sessions above the p99 are the ones a user should look
 /// at before switching the rule to block.
@@ -181,6 +181,15 @@ fn headroom(p99: f64) -> u32 {
 }
 
 /// Learns how fast sessions call each endpoint; a [`Recorder`].
+///
+/// # The window
+///
+/// Each (endpoint, session) keeps ten one-minute buckets. After every
+/// request, the sum of the current minute and the nine before it is
+/// compared with the peak so far: a sliding window that moves in one-minute
+/// steps and covers between nine and ten minutes. The peak it finds never
+/// overcounts, and undercounts the true peak of any 10-minute window by at
+/// most the requests the session made in one minute.
 ///
 /// Cloning is cheap: clones share the same tables. Tables are sharded by
 /// session, each behind its own short lock.
