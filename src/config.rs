@@ -666,6 +666,23 @@ impl std::error::Error for ConfigFileError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_example_file_loads_and_builds() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/palisade.toml");
+        let shield = ShieldConfig::from_path(path)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(shield.sessions().identifiers().len(), 3);
+        assert_eq!(shield.rate_limits().rules().len(), 3);
+        assert_eq!(shield.jwt().configs().count(), 1);
+        assert!(shield.learned().is_some());
+        assert!(shield.rate_recommender().is_some());
+        assert_eq!(shield.sequence_rules().rules().len(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -26,6 +26,10 @@ pub struct Problem {
     /// An explanation specific to this occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The name of the rule that refused the request, when a rule did: an
+    /// extension member, so clients need not parse `detail` for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Problem {
@@ -36,7 +40,15 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: None,
+            rule: None,
         }
+    }
+
+    /// Names the rule that refused the request.
+    #[must_use]
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
     }
 
     /// Adds an explanation specific to this occurrence.
@@ -81,5 +93,9 @@ mod tests {
         assert_eq!(body["status"], 401);
         assert_eq!(body["type"], "x");
         assert!(body.get("detail").is_none());
+        assert!(body.get("rule").is_none());
+        let named = Problem::new(StatusCode::FORBIDDEN, "x", "y").with_rule("r1");
+        let body: serde_json::Value = serde_json::from_slice(&named.to_bytes()).unwrap();
+        assert_eq!(body["rule"], "r1");
     }
 }

@@ -392,6 +392,7 @@ fn refusal<St: RateLimitStore>(shared: &Shared<St>, report: &Report) -> Response
             ceil_secs(d.window),
             ceil_secs(d.retry_after)
         ))
+        .with_rule(d.rule)
         .into_response(),
     };
     let headers = response.headers_mut();

@@ -9,7 +9,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use palisade_core::Session;
 use palisade_core::problem::Problem;
-use serde::Serialize;
 use tower_service::Service;
 
 use super::future::{Pending, ResponseFuture};
@@ -107,32 +106,15 @@ impl fmt::Display for ShownSession {
     }
 }
 
-/// A problem document with the name of the rule as an extension member.
-#[derive(Serialize)]
-struct RuleProblem<'a> {
-    #[serde(flatten)]
-    problem: Problem,
-    rule: &'a str,
-}
-
 fn refusal(rule: &SequenceRule) -> Response<Full<Bytes>> {
     let problem = Problem::new(
         StatusCode::FORBIDDEN,
         PROBLEM_TYPE,
         "refused by a sequence rule",
     )
-    .with_detail(rule.explain());
-    let body = serde_json::to_vec(&RuleProblem {
-        problem,
-        rule: rule.name(),
-    })
-    .unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::FORBIDDEN;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(palisade_core::problem::CONTENT_TYPE),
-    );
+    .with_detail(rule.explain())
+    .with_rule(rule.name());
+    let mut response = problem.into_response();
     response
         .extensions_mut()
         .insert(SequenceRuleViolation::new(rule));
