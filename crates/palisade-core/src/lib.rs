@@ -15,6 +15,8 @@
 //!   [`ClientAddr`], the peer address for stacks without axum.
 //! - [`Clock`]: time, injected, so that tests advance it instead of sleeping.
 //! - [`ConfigError`]: configuration errors that name the bad input.
+//! - [`JsonPath`] and [`cookie`]: reading claims and cookies, shared by the
+//!   layers that identify and count clients.
 //! - [`problem`]: `application/problem+json` responses (RFC 9457).
 //!
 //! # Example
@@ -35,13 +37,16 @@
 
 mod claims;
 mod clock;
+pub mod cookie;
 mod decision;
 mod endpoint;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod intern;
+mod json_path;
 pub mod problem;
+pub mod response;
 mod session;
 
 pub use claims::VerifiedClaims;
@@ -51,4 +56,5 @@ pub use endpoint::{Endpoint, EndpointCatalogue, EndpointCatalogueBuilder, HostPa
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
 pub use extract::SessionRejection;
+pub use json_path::JsonPath;
 pub use session::{Session, SessionId, SessionKey, SessionSource, SourceKind};

@@ -6,8 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::header::{COOKIE, FORWARDED, HeaderName};
 use http::{Extensions, HeaderMap, Uri};
+use palisade_core::cookie::find_cookie;
 use palisade_core::{
-    ClientAddr, ConfigError, Endpoint, HostPattern, Session, SessionId, SessionKey, VerifiedClaims,
+    ClientAddr, ConfigError, Endpoint, HostPattern, JsonPath, Session, SessionId, SessionKey,
+    VerifiedClaims,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,7 +53,7 @@ enum Kind {
     ClientIp,
     Claim {
         config: String,
-        path: ClaimPath,
+        path: JsonPath,
         name: String,
     },
     Endpoint,
@@ -163,10 +165,10 @@ impl CountBy {
                 name: config.to_owned(),
             });
         }
-        let path = ClaimPath::parse(path)?;
+        let path = JsonPath::parse(path)?;
         Ok(Self {
             kind: Kind::Claim {
-                name: format!("{config}:{}", path.text),
+                name: format!("{config}:{path}"),
                 config: config.to_owned(),
                 path,
             },
@@ -221,14 +223,14 @@ impl CountBy {
                 .and_then(Session::id)
                 .map(Raw::Session),
             Kind::Header(name) => view.headers.get(name).map(|v| Raw::Bytes(v.as_bytes())),
-            Kind::Cookie(name) => find_cookie(view.headers, name).map(Raw::Bytes),
+            Kind::Cookie(name) => find_cookie(view.headers.get_all(COOKIE), name).map(Raw::Bytes),
             Kind::Query(name) => find_query(view.uri, name).map(Raw::Bytes),
             Kind::ClientIp => client_ip(view).map(Raw::Ip),
             Kind::Claim { config, path, .. } => view
                 .extensions
                 .get::<VerifiedClaims>()
                 .and_then(|claims| claims.get(config))
-                .and_then(|claims| path.find(claims))
+                .and_then(|claims| path.lookup(claims))
                 .and_then(|value| match value {
                     Value::String(s) => Some(Raw::Text(s.clone())),
                     Value::Number(n) => Some(Raw::Text(n.to_string())),
@@ -320,102 +322,6 @@ impl TryFrom<CountBySpec> for CountBy {
             CountBySpec::Claim { config, path } => Self::claim(&config, &path),
         }
     }
-}
-
-/// A plain JSON path into a claims object: `$.user.id`, `$['a-b']`,
-/// `$.roles[0]`.
-#[derive(Clone, PartialEq, Eq)]
-struct ClaimPath {
-    text: String,
-    steps: Vec<Step>,
-}
-
-#[derive(Clone, PartialEq, Eq)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-impl ClaimPath {
-    fn parse(text: &str) -> Result<Self, ConfigError> {
-        let bad = |reason: &str| ConfigError::InvalidJsonPath {
-            path: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let mut rest = text
-            .strip_prefix('$')
-            .ok_or_else(|| bad("must start with `$`"))?;
-        let mut steps = Vec::new();
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix('.') {
-                let end = after.find(['.', '[']).unwrap_or(after.len());
-                let name = &after[..end];
-                let plain = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !plain {
-                    return Err(bad("a `.name` step needs letters, digits, `_` or `-`"));
-                }
-                steps.push(Step::Key(name.to_owned()));
-                rest = &after[end..];
-            } else if let Some(after) = rest.strip_prefix("['") {
-                let end = after.find("']").ok_or_else(|| bad("unclosed `['`"))?;
-                let name = &after[..end];
-                if name.is_empty() || name.contains('\'') {
-                    return Err(bad("a `['name']` step needs a name without quotes"));
-                }
-                steps.push(Step::Key(name.to_owned()));
-                rest = &after[end + 2..];
-            } else if let Some(after) = rest.strip_prefix('[') {
-                let end = after.find(']').ok_or_else(|| bad("unclosed `[`"))?;
-                let index = after[..end]
-                    .parse()
-                    .map_err(|_| bad("an index step needs a non-negative integer"))?;
-                steps.push(Step::Index(index));
-                rest = &after[end + 1..];
-            } else {
-                return Err(bad("expected `.name`, `['name']` or `[index]`"));
-            }
-        }
-        if steps.is_empty() {
-            return Err(bad("names no claim"));
-        }
-        Ok(Self {
-            text: text.to_owned(),
-            steps,
-        })
-    }
-
-    fn find<'v>(&self, mut value: &'v Value) -> Option<&'v Value> {
-        for step in &self.steps {
-            value = match step {
-                Step::Key(k) => value.get(k)?,
-                Step::Index(i) => value.get(*i)?,
-            };
-        }
-        Some(value)
-    }
-}
-
-fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
-    for field in headers.get_all(COOKIE) {
-        for pair in field.as_bytes().split(|&b| b == b';') {
-            let pair = pair.trim_ascii();
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            if pair[..eq].trim_ascii() == name.as_bytes() {
-                let value = pair[eq + 1..].trim_ascii();
-                let value = match value {
-                    [b'"', inner @ .., b'"'] => inner,
-                    _ => value,
-                };
-                return Some(value);
-            }
-        }
-    }
-    None
 }
 
 fn find_query<'a>(uri: &'a Uri, name: &str) -> Option<&'a [u8]> {
@@ -579,7 +485,6 @@ fn client_ip(view: &RequestView<'_>) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -639,18 +544,18 @@ mod tests {
     #[test]
     fn cookies_queries_and_claims_are_read() {
         let h = headers(&[("cookie", "a=1; sid=\"xyz\""), ("cookie", "b=")]);
-        assert_eq!(find_cookie(&h, "sid"), Some(&b"xyz"[..]));
-        assert_eq!(find_cookie(&h, "b"), Some(&b""[..]));
-        assert_eq!(find_cookie(&h, "c"), None);
+        let find = |name| find_cookie(h.get_all(COOKIE), name);
+        assert_eq!(find("sid"), Some(&b"xyz"[..]));
+        assert_eq!(find("b"), Some(&b""[..]));
+        assert_eq!(find("c"), None);
         let uri: Uri = "/x?k=v&flag&e=".parse().unwrap();
         assert_eq!(find_query(&uri, "k"), Some(&b"v"[..]));
         assert_eq!(find_query(&uri, "flag"), Some(&b""[..]));
         assert_eq!(find_query(&uri, "z"), None);
-        let path = ClaimPath::parse("$.user['plan-id'].tags[1]").unwrap();
-        let claims = json!({"user": {"plan-id": {"tags": ["a", "b"]}}});
-        assert_eq!(path.find(&claims), Some(&json!("b")));
+        let by = CountBy::claim("auth0", "$.user['plan-id'].tags[1]").unwrap();
+        assert_eq!(by.to_string(), "claim:auth0:$.user['plan-id'].tags[1]");
         for bad in ["user", "$", "$..a", "$[x]", "$['a"] {
-            assert!(ClaimPath::parse(bad).is_err(), "{bad}");
+            assert!(CountBy::claim("auth0", bad).is_err(), "{bad}");
         }
     }
 

@@ -50,7 +50,6 @@
 //! themselves; it does a fixed amount of work per request.
 
 pub mod auto;
-mod cookie;
 mod future;
 mod identifier;
 mod layer;

@@ -15,8 +15,8 @@ use tower_layer::Layer;
 
 use super::candidates::{Candidate, Candidates};
 use super::window::Window;
-use crate::cookie::pairs;
 use crate::identifier::Identifier;
+use palisade_core::cookie::pairs;
 
 use super::service::AutoDetectService;
 

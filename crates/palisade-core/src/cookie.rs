@@ -1,4 +1,4 @@
-//! Reading one cookie from `Cookie` header fields.
+//! Reading cookies from `Cookie` header fields, without allocating.
 //!
 //! The session layer needs one named value per request, as bytes. This scan
 //! borrows it from the header without allocating and without requiring
@@ -20,14 +20,14 @@ use http::HeaderValue;
 use http::header::GetAll;
 
 /// The value of the first cookie named `name` in the given `Cookie` fields.
-pub(crate) fn find_cookie<'a>(fields: GetAll<'a, HeaderValue>, name: &str) -> Option<&'a [u8]> {
+pub fn find_cookie<'a>(fields: GetAll<'a, HeaderValue>, name: &str) -> Option<&'a [u8]> {
     fields
         .into_iter()
         .find_map(|field| find_in_field(field.as_bytes(), name.as_bytes()))
 }
 
 /// The value of the first cookie named `name` in one `Cookie` field.
-pub(crate) fn find_in_field<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub fn find_in_field<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     pairs(field)
         .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
@@ -35,7 +35,7 @@ pub(crate) fn find_in_field<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]
 
 /// Every well-formed `name=value` pair of one `Cookie` field, in order,
 /// names and values trimmed and values unquoted.
-pub(crate) fn pairs(field: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+pub fn pairs(field: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     field.split(|&b| b == b';').filter_map(|pair| {
         let eq = pair.iter().position(|&b| b == b'=')?;
         let name = trim(&pair[..eq]);
