@@ -525,12 +525,17 @@ impl ShieldConfig {
         }
 
         let learning = self.learning;
-        if learning.enabled {
+        // Declared endpoints resolve requests for every layer: rule and
+        // policy selections, learning and sequence rules alike.
+        if !learning.endpoints.is_empty() {
             let mut catalogue = EndpointCatalogue::builder();
             for e in &learning.endpoints {
                 catalogue = catalogue.endpoint_on(&e.method, &e.host, &e.template)?;
             }
-            let mut learn = LearnLayer::builder().catalogue(catalogue.build()?);
+            builder = builder.endpoints(catalogue.build()?);
+        }
+        if learning.enabled {
+            let mut learn = LearnLayer::builder();
             if let Some(n) = learning.report_after {
                 learn = learn.report_after(n);
             }
@@ -666,6 +671,43 @@ impl std::error::Error for ConfigFileError {}
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn declared_endpoints_reach_rate_limit_rules() {
+        use tower::{Layer, ServiceExt};
+        let text = r#"
+[sessions]
+identifiers = [{ header = "x-key" }]
+[learning]
+endpoints = [{ method = "GET", template = "/items/{id}" }]
+[[rate_limits.rules]]
+name = "items"
+quota = { requests = 1, period_secs = 3600 }
+endpoints = [{ method = "GET", path = "/items/{id}" }]
+count_by = ["session"]
+"#;
+        let shield = ShieldConfig::from_toml(text)
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        // No router: only the declared catalogue can resolve the template.
+        let app = tower::service_fn(|_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+        let service = shield.layer(app);
+        let mut statuses = Vec::new();
+        for path in ["/items/1", "/items/2", "/other"] {
+            let request = http::Request::get(path)
+                .header("x-key", "k")
+                .body(String::new())
+                .unwrap();
+            let response = service.clone().oneshot(request).await.unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 429, 200]);
+    }
+
     #[test]
     fn the_example_file_loads_and_builds() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/palisade.toml");
