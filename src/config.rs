@@ -897,11 +897,17 @@ rules = [
         assert_eq!(rules[0].window_duration(), Duration::from_secs(60));
         assert_eq!(rules[1].kind(), SequenceRuleKind::Allow);
 
-        let bad = "[sequences]\nrules = [\n  { name = \"r\", kind = \"allow\", first = \"GET\", then = \"GET /b\" },\n]\n";
+        let bad = concat!(
+            "[sequences]\nrules = [\n",
+            "  { name = \"r\", kind = \"allow\", first = \"GET\", then = \"GET /b\" },\n]\n",
+        );
         let err = ShieldConfig::from_toml(bad).unwrap_err();
         assert_eq!(err.line(), Some(3));
         assert!(err.to_string().contains("endpoint \"GET\""), "{err}");
-        let bad = "[sequences]\nrules = [{ name = \"r\", kind = \"sometimes\", first = \"GET /a\", then = \"GET /b\" }]\n";
+        let bad = concat!(
+            "[sequences]\nrules = [{ name = \"r\", kind = \"sometimes\", ",
+            "first = \"GET /a\", then = \"GET /b\" }]\n",
+        );
         assert!(
             ShieldConfig::from_toml(bad)
                 .unwrap_err()
@@ -912,7 +918,10 @@ rules = [
 
     #[test]
     fn bad_values_point_at_their_line() {
-        let text = "[sessions]\nidentifiers = [\n  { header = \"ok\" },\n  { claim = \"a\", path = \"$..x\" },\n]\n";
+        let text = concat!(
+            "[sessions]\nidentifiers = [\n  { header = \"ok\" },\n",
+            "  { claim = \"a\", path = \"$..x\" },\n]\n",
+        );
         let err = ShieldConfig::from_toml(text).unwrap_err();
         assert_eq!(err.line(), Some(4));
         assert!(err.message().contains("recursive descent"), "{err}");

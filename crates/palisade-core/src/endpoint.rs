@@ -530,9 +530,10 @@ mod tests {
             .unwrap()
             .build()
             .unwrap_err();
-        assert!(
-            matches!(err, ConfigError::InvalidTemplate { ref template, .. } if template == "/a/{name}")
-        );
+        let ConfigError::InvalidTemplate { template, .. } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(template, "/a/{name}");
     }
 
     #[test]

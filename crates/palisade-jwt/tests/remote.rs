@@ -46,7 +46,8 @@ impl Server {
                     let service = service_fn(move |_req: Request<Incoming>| {
                         server.hits.fetch_add(1, Ordering::SeqCst);
                         let body = server.document.lock().unwrap().clone();
-                        async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+                        let response = Response::new(Full::new(Bytes::from(body)));
+                        async move { Ok::<_, Infallible>(response) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)

@@ -623,7 +623,8 @@ mod tests {
                 "endpoints": [{"method": "GET", "host": "api.example.com", "path": "/a/{id}"}],
                 "count_by": ["session", "endpoint"],
                 "tiers": {"by": {"header": "x-plan"},
-                          "quotas": [{"value": "pro", "quota": {"requests": 100, "period_secs": 60}}]},
+                          "quotas": [{"value": "pro",
+                                      "quota": {"requests": 100, "period_secs": 60}}]},
                 "mitigation_secs": 30, "max_keys": 500}"#,
         )
         .unwrap();

@@ -244,7 +244,9 @@ mod tests {
         let mut claims = VerifiedClaims::new();
         claims.insert(
             "auth0",
-            Arc::new(json!({"sub": "u1", "n": 42, "user": {"id": "x"}, "roles": ["r0"], "f": 1.5, "o": {}})),
+            Arc::new(json!({
+                "sub": "u1", "n": 42, "user": {"id": "x"}, "roles": ["r0"], "f": 1.5, "o": {}
+            })),
         );
         let mut ext = Extensions::new();
         ext.insert(claims);
