@@ -22,12 +22,12 @@
 //! affect far less than two separate medians.
 
 #[path = "../crates/palisade-jwt/tests/support/mod.rs"]
+mod keys;
 mod support;
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::{Router, body::Body, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,95 +51,36 @@ impl Clock for Leaping {
     }
 }
 
-fn run<S>(c: &mut Criterion, name: &str, mut svc: S, header: &str)
+fn run<S>(c: &mut Criterion, name: &str, svc: S, header: &str)
 where
-    S: Service<Request<Body>> + Send,
-    S::Future: Send,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                // Requests are built in chunks outside the timed region.
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(1_000);
-                    let requests = batch(header, n);
-                    let start = Instant::now();
-                    for request in requests {
-                        let response = svc.call(request).await.unwrap();
-                        black_box(response);
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            })
-        })
-    });
+    support::median(c, &support::runtime(), name, svc, |_| request(header));
 }
 
-fn batch(header: &str, n: usize) -> Vec<Request<Body>> {
-    (0..n)
-        .map(|_| {
-            Request::get("/users/7")
-                .header("authorization", header)
-                .body(Body::empty())
-                .unwrap()
-        })
-        .collect()
+fn request(header: &str) -> Request<Body> {
+    Request::get("/users/7")
+        .header("authorization", header)
+        .body(Body::empty())
+        .unwrap()
 }
 
-/// Times `layered` and `bare` on alternating batches; reports the
-/// difference.
-fn run_overhead<S, B>(c: &mut Criterion, name: &str, mut layered: S, mut bare: B, header: &str)
+fn run_overhead<S, B>(c: &mut Criterion, name: &str, layered: S, bare: B, header: &str)
 where
-    S: Service<Request<Body>> + Send,
-    S::Future: Send,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
-    B: Service<Request<Body>> + Send,
-    B::Future: Send,
+    B: Service<Request<Body>>,
     B::Error: std::fmt::Debug,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(500);
-                    let (one, two) = (batch(header, n), batch(header, n));
-                    let start = Instant::now();
-                    for request in one {
-                        black_box(layered.call(request).await.unwrap());
-                    }
-                    with += start.elapsed();
-                    let start = Instant::now();
-                    for request in two {
-                        black_box(bare.call(request).await.unwrap());
-                    }
-                    without += start.elapsed();
-                    done += n;
-                }
-                // Floored at 1 ns per sample: criterion refuses a zero, and
-                // under load a sample's bare batches can be the slower ones.
-                with.saturating_sub(without).max(Duration::from_nanos(1))
-            })
-        })
-    });
+    let rt = support::runtime();
+    support::overhead(c, &rt, name, layered, bare, |_| request(header));
 }
 
-fn config(key: &support::TestKey) -> TokenConfig {
+fn config(key: &keys::TestKey) -> TokenConfig {
     TokenConfig::builder("bench")
         .header("authorization")
-        .jwks(support::jwks(&[key]))
+        .jwks(keys::jwks(&[key]))
         .build()
         .unwrap()
 }
@@ -147,11 +88,11 @@ fn config(key: &support::TestKey) -> TokenConfig {
 fn bench(c: &mut Criterion) {
     // Far-future expiry, so that the leaping clock never expires the token.
     let claims = serde_json::json!({
-        "sub": "user-1234", "exp": 32_503_680_000u64, "iat": support::NOW,
+        "sub": "user-1234", "exp": 32_503_680_000u64, "iat": keys::NOW,
         "iss": "https://id.example", "scope": "read write",
     });
-    let es = support::key(Algorithm::ES256, "es");
-    let es_header = format!("Bearer {}", support::sign(&es, &claims));
+    let es = keys::key(Algorithm::ES256, "es");
+    let es_header = format!("Bearer {}", keys::sign(&es, &claims));
 
     run(c, "jwt/bare_router", router(), &es_header);
     for alg in [
@@ -160,9 +101,9 @@ fn bench(c: &mut Criterion) {
         Algorithm::HS256,
         Algorithm::EdDSA,
     ] {
-        let key = support::key(alg, "k");
-        let header = format!("Bearer {}", support::sign(&key, &claims));
-        let clock = ManualClock::new(Duration::from_secs(support::NOW));
+        let key = keys::key(alg, "k");
+        let header = format!("Bearer {}", keys::sign(&key, &claims));
+        let clock = ManualClock::new(Duration::from_secs(keys::NOW));
         let repeated = JwtLayer::builder()
             .token(config(&key))
             .clock(clock.shared())
@@ -170,7 +111,7 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         let first = JwtLayer::builder()
             .token(config(&key))
-            .clock(Arc::new(Leaping(AtomicU64::new(support::NOW))))
+            .clock(Arc::new(Leaping(AtomicU64::new(keys::NOW))))
             .build()
             .unwrap();
         run(
@@ -196,7 +137,7 @@ fn bench(c: &mut Criterion) {
 
     let shield = Shield::builder()
         .token(config(&es))
-        .jwt_clock(ManualClock::new(Duration::from_secs(support::NOW)).shared())
+        .jwt_clock(ManualClock::new(Duration::from_secs(keys::NOW)).shared())
         .identifier(Identifier::claim("bench", "$.sub").unwrap())
         .build()
         .unwrap();

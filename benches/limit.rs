@@ -13,6 +13,8 @@
 //! store. The time reported is wall time per request over both threads, so
 //! the throughput ratio is the one-thread median over the two-thread one.
 
+mod support;
+
 use std::hint::black_box;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Barrier;
@@ -32,50 +34,13 @@ fn router() -> Router {
     Router::new().route("/users/{id}", get(|| async { "ok" }))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-}
-
-/// Sends `n` requests starting at session `from`; the requests are built
-/// before the clock starts.
-fn batch(tokens: &[String], from: usize, n: usize) -> Vec<Request<Body>> {
-    (from..from + n)
-        .map(|i| {
-            Request::get("/users/7")
-                .header("authorization", &tokens[i % SESSIONS])
-                .body(Body::empty())
-                .unwrap()
-        })
-        .collect()
-}
-
-fn one_thread<S>(c: &mut Criterion, name: &str, mut svc: S, tokens: &[String])
+fn one_thread<S>(c: &mut Criterion, name: &str, svc: S, tokens: &[String])
 where
     S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = runtime();
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(BATCH);
-                    let requests = batch(tokens, done, n);
-                    let start = Instant::now();
-                    for request in requests {
-                        black_box(svc.call(request).await.unwrap());
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            })
-        })
-    });
+    let rt = support::runtime();
+    support::median(c, &rt, name, svc, |i| support::token_request(tokens, i));
 }
 
 fn two_threads<S>(c: &mut Criterion, name: &str, svc: S, tokens: &[String])
@@ -94,13 +59,16 @@ where
                         let mut svc = svc.clone();
                         let barrier = &barrier;
                         s.spawn(move || {
-                            let rt = runtime();
+                            let rt = support::runtime();
                             let mut total = Duration::ZERO;
                             let mut done = 0;
                             while done < per_thread {
                                 let n = (per_thread - done).min(BATCH);
                                 // Threads take different sessions.
-                                let requests = batch(tokens, done + t * SESSIONS / 2, n);
+                                let from = done + t * SESSIONS / 2;
+                                let requests: Vec<_> = (from..from + n)
+                                    .map(|i| support::token_request(tokens, i))
+                                    .collect();
                                 barrier.wait();
                                 let start = Instant::now();
                                 rt.block_on(async {

@@ -18,7 +18,8 @@
 //! latencies, not the throughput of many concurrent requests sharing the
 //! multiplexed connection.
 
-use std::hint::black_box;
+mod support;
+
 use std::net::{TcpListener, TcpStream};
 use std::num::NonZeroU32;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +35,6 @@ use tokio::runtime::Runtime;
 use tower::{Layer, Service};
 
 const SESSIONS: usize = 10_000;
-const BATCH: usize = 1_000;
 
 /// The bench's `redis-server`, stopped on drop.
 struct OwnRedis(Child, u16);
@@ -69,42 +69,12 @@ fn router() -> Router {
     Router::new().route("/users/{id}", get(|| async { "ok" }))
 }
 
-fn batch(tokens: &[String], from: usize, n: usize) -> Vec<Request<Body>> {
-    (from..from + n)
-        .map(|i| {
-            Request::get("/users/7")
-                .header("authorization", &tokens[i % SESSIONS])
-                .body(Body::empty())
-                .unwrap()
-        })
-        .collect()
-}
-
-/// One thread on `rt`, the runtime the Redis connection lives on.
-fn one_thread<S>(c: &mut Criterion, rt: &Runtime, name: &str, mut svc: S, tokens: &[String])
+fn one_thread<S>(c: &mut Criterion, rt: &Runtime, name: &str, svc: S, tokens: &[String])
 where
     S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(BATCH);
-                    let requests = batch(tokens, done, n);
-                    let start = Instant::now();
-                    for request in requests {
-                        black_box(svc.call(request).await.unwrap());
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            })
-        })
-    });
+    support::median(c, rt, name, svc, |i| support::token_request(tokens, i));
 }
 
 fn shield(quota: Quota, redis: Option<RedisStore>) -> Shield {
@@ -154,10 +124,13 @@ fn bench(c: &mut Criterion) {
     let mut memory = shield(once, None).layer(router());
     let mut remote = shield(once, Some(redis("refused"))).layer(router());
     rt.block_on(async {
-        for request in batch(&tokens, 0, 2 * SESSIONS) {
+        for request in (0..2 * SESSIONS).map(|i| support::token_request(&tokens, i)) {
             memory.call(request).await.unwrap();
         }
-        for (i, request) in batch(&tokens, 0, 2 * SESSIONS).into_iter().enumerate() {
+        for (i, request) in (0..2 * SESSIONS)
+            .map(|i| support::token_request(&tokens, i))
+            .enumerate()
+        {
             let status = remote.call(request).await.unwrap().status();
             assert_eq!(status == 429, i >= SESSIONS, "request {i}: {status}");
         }

@@ -20,9 +20,11 @@
 //! alternation and report the per-request difference, which load shifts
 //! affect far less than two separate medians.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::{Router, body::Body, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -65,79 +67,21 @@ fn request(i: usize) -> Request<Body> {
     request
 }
 
-fn run<S>(c: &mut Criterion, name: &str, mut svc: S)
+fn run<S>(c: &mut Criterion, name: &str, svc: S)
 where
-    S: Service<Request<Body>> + Send,
-    S::Future: Send,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let mut next = 0usize;
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                // Requests are built in chunks outside the timed region.
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(1_000);
-                    let batch: Vec<_> = (next..next + n).map(request).collect();
-                    next += n;
-                    let start = Instant::now();
-                    for request in batch {
-                        black_box(svc.call(request).await.unwrap());
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            })
-        })
-    });
+    support::median(c, &support::runtime(), name, svc, request);
 }
 
-/// Times `layered` and `bare` on alternating batches; reports the
-/// difference per request.
-fn run_overhead<S>(c: &mut Criterion, name: &str, mut layered: S)
+fn run_overhead<S>(c: &mut Criterion, name: &str, layered: S)
 where
-    S: Service<Request<Body>> + Send,
-    S::Future: Send,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let mut bare = router();
-    let mut next = 0usize;
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(500);
-                    let one: Vec<_> = (next..next + n).map(request).collect();
-                    let two: Vec<_> = (next..next + n).map(request).collect();
-                    next += n;
-                    let start = Instant::now();
-                    for request in one {
-                        black_box(layered.call(request).await.unwrap());
-                    }
-                    with += start.elapsed();
-                    let start = Instant::now();
-                    for request in two {
-                        black_box(Service::call(&mut bare, request).await.unwrap());
-                    }
-                    without += start.elapsed();
-                    done += n;
-                }
-                // Floored at 1 ns: criterion refuses a zero sample.
-                with.saturating_sub(without).max(Duration::from_nanos(1))
-            })
-        })
-    });
+    let rt = support::runtime();
+    support::overhead(c, &rt, name, layered, router(), request);
 }
 
 fn recording_layer(rules: &[SequenceRule]) -> SequenceRuleLayer {

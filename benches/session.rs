@@ -8,8 +8,9 @@
 //! with auto-detection watching the traffic (no identifier configured). The layer wraps the
 //! router as a whole; a last case applies it with `Router::layer` instead.
 
+mod support;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use axum::{Router, body::Body, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,48 +24,13 @@ fn router() -> Router {
     Router::new().route("/users/{id}", get(|| async { "ok" }))
 }
 
-/// Times `layered` and the bare router on alternating batches of the same
-/// requests and reports the difference per request, which the shared
-/// machine's load moves far less than two separate medians.
-fn run<S>(c: &mut Criterion, name: &str, mut layered: S, requests: impl Fn(usize) -> Request<Body>)
+fn run<S>(c: &mut Criterion, name: &str, layered: S, requests: impl Fn(usize) -> Request<Body>)
 where
-    S: Service<Request<Body>> + Send,
-    S::Future: Send,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let mut bare = router();
-    let mut next = 0;
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                // Requests are built outside the timed region.
-                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(500);
-                    let one: Vec<_> = (next..next + n).map(|i| requests(i % SESSIONS)).collect();
-                    let two: Vec<_> = (next..next + n).map(|i| requests(i % SESSIONS)).collect();
-                    next = (next + n) % SESSIONS;
-                    let start = Instant::now();
-                    for request in one {
-                        black_box(layered.call(request).await.unwrap());
-                    }
-                    with += start.elapsed();
-                    let start = Instant::now();
-                    for request in two {
-                        black_box(bare.call(request).await.unwrap());
-                    }
-                    without += start.elapsed();
-                    done += n;
-                }
-                // Floored at 1 ns: criterion refuses a zero sample.
-                with.saturating_sub(without).max(Duration::from_nanos(1))
-            })
-        })
-    });
+    let rt = support::runtime();
+    support::overhead(c, &rt, name, layered, router(), |i| requests(i % SESSIONS));
 }
 
 fn header_request(values: &[String]) -> impl Fn(usize) -> Request<Body> + '_ {

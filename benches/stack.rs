@@ -18,13 +18,13 @@
 //! of the bare router in alternation and reports the per-request
 //! difference, which load shifts affect far less than two separate medians.
 
+mod support;
+
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
 
-use axum::{Router, body::Body, routing::get};
+use axum::{Router, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::Request;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palisade::learn::{LearnLayer, SequenceRule};
 use palisade::{AutoDetect, CountBy, Identifier, Quota, Rule, Shield, ShieldBuilder, TokenConfig};
@@ -89,60 +89,24 @@ fn full(builder: ShieldBuilder) -> ShieldBuilder {
     builder.sequence_rule(rule).auto_detect(AutoDetect::new())
 }
 
-fn batch(tokens: &[String], from: usize, n: usize) -> Vec<Request<Body>> {
-    (from..from + n)
-        .map(|i| {
-            Request::get("/users/7")
-                .header("authorization", &tokens[i % SESSIONS])
-                .body(Body::empty())
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Times the shielded and the bare router on alternating batches and
-/// reports the difference per request.
 fn run_overhead(c: &mut Criterion, name: &str, shield: Shield, tokens: &[String]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut layered = shield.layer(router());
-    let mut bare = router();
 
     // Every token verified once, as a client's first request would.
     rt.block_on(async {
-        for request in batch(tokens, 0, SESSIONS) {
-            black_box(layered.call(request).await.unwrap());
+        for i in 0..SESSIONS {
+            black_box(
+                layered
+                    .call(support::token_request(tokens, i))
+                    .await
+                    .unwrap(),
+            );
         }
     });
 
-    let mut next = 0;
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
-                let mut done = 0;
-                while done < iters as usize {
-                    let n = (iters as usize - done).min(500);
-                    let one = batch(tokens, next, n);
-                    let two = batch(tokens, next, n);
-                    next = (next + n) % SESSIONS;
-                    let start = Instant::now();
-                    for request in one {
-                        black_box(layered.call(request).await.unwrap());
-                    }
-                    with += start.elapsed();
-                    let start = Instant::now();
-                    for request in two {
-                        black_box(bare.call(request).await.unwrap());
-                    }
-                    without += start.elapsed();
-                    done += n;
-                }
-                // Floored at 1 ns: criterion refuses a zero sample.
-                with.saturating_sub(without).max(Duration::from_nanos(1))
-            })
-        })
+    support::overhead(c, &rt, name, layered, router(), |i| {
+        support::token_request(tokens, i)
     });
 }
 
